@@ -1,0 +1,80 @@
+"""Connections to the engine's database: SQLite by default, PostgreSQL for production.
+
+Writers are serialized per workspace. On SQLite the whole file has one writer at a time, so a
+writing transaction starts with `BEGIN IMMEDIATE` (it takes the write lock up front instead of
+failing to upgrade a read lock halfway through); readers use their own pool and never wait for
+it, thanks to WAL mode. On PostgreSQL a transaction-scoped advisory lock keyed by the workspace
+sid serializes writers of one workspace while other workspaces proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "sqlite:///callcenter.db"
+
+
+def database_url_from_env() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engines(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> tuple[Engine, Engine]:
+    """The (writer, reader) engines for `url`; on PostgreSQL both are the same engine."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        if memory:
+            raise ValueError("an in-memory SQLite database cannot be shared by the engine's connections; "
+                             "use a file")
+        writer = create_engine(url)
+        reader = create_engine(url)
+        for engine in (writer, reader):
+            event.listen(engine, "connect", _sqlite_connect)
+        event.listen(writer, "begin", _sqlite_begin_immediate)
+        event.listen(reader, "begin", _sqlite_begin_deferred)
+        return writer, reader
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    return engine, engine
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own handling would not
+    # take the write lock early), and turn on what a concurrent server needs.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_deferred(connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def workspace_lock_key(workspace_sid: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_xact_lock`, derived from the workspace sid."""
+    digest = hashlib.blake2b(workspace_sid.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_workspace(connection, workspace_sid: str) -> None:
+    """Serialize writers of one workspace until the end of the current transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": workspace_lock_key(workspace_sid)})
+    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.

@@ -1,0 +1,265 @@
+"""Matching: pairing waiting tasks with available workers, inside the transaction that made it possible.
+
+Two entry points, one rule set. `reserve_for_task` looks for the best workers for one task (a task
+was created, moved to a new target, or lost its reservations); `reserve_for_worker` looks for the
+best tasks for one worker (they became available, freed capacity, or changed attributes). Because
+every earlier change ran matching before it committed, no waiting task and available worker that
+match are ever left unpaired; so one side's best pick is the right pick for both.
+
+The indexed part of eligibility (queue membership, available activity, channel availability and
+free capacity, no offer of this task pending with them, no rejection in this routing step) is one
+SQL query; the target's `expression` and `order_by`, which read JSON attributes, are evaluated in
+Python on the candidates in order, stopping as soon as enough are found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import and_, exists, or_, select
+
+from .expressions import resolve
+from .models import Activity, Reservation, Task, TaskQueue, TaskQueueMember, Worker, WorkerChannel, Workflow
+from .queues import parsed_attributes
+from .router import Tx
+from .workflows import Target, configuration_of
+
+BATCH = 200
+
+
+def run_matching(tx: Tx) -> None:
+    """Match everything woken in this transaction, until nothing new is woken."""
+    while True:
+        tasks, workers = tx.take_woken()
+        if not tasks and not workers:
+            return
+        for task in tasks:
+            reserve_for_task(tx, task)
+        for worker in workers:
+            reserve_for_worker(tx, worker)
+
+
+def current_target(tx: Tx, task: Task) -> Target | None:
+    if task.workflow_sid is None:
+        return None
+    workflow = tx.session.get(Workflow, task.workflow_sid)
+    return configuration_of(workflow).target(task.filter_index, task.target_index) if workflow else None
+
+
+# -- the environment expressions see ---------------------------------------------------------------
+
+def worker_view(tx: Tx, worker: Worker, *, with_channels: bool) -> dict:
+    """A worker's attributes plus TaskRouter's built-ins (`sid`, `activity_name`, `channel.<name>...`)."""
+    view = dict(parsed_attributes(worker.attributes))
+    view["sid"] = worker.sid
+    view["friendly_name"] = worker.friendly_name
+    view["activity_sid"] = worker.activity_sid
+    view["activity_name"] = tx.activity(worker.activity_sid).friendly_name
+    if with_channels:
+        from .workers import available_capacity_percentage, channels_of
+
+        view["channel"] = {
+            tx.channel(ch.task_channel_sid).unique_name: {
+                "assigned_tasks": ch.assigned_tasks,
+                "configured_capacity": ch.capacity,
+                "available_capacity_percentage": available_capacity_percentage(ch),
+            }
+            for ch in channels_of(tx, worker)
+        }
+    return view
+
+
+def _reads_channels(target: Target | None) -> bool:
+    return bool(target and target.expression and any(k.startswith("worker.channel") for k in target.expression.keys))
+
+
+def target_accepts(tx: Tx, target: Target | None, task: Task, worker: Worker) -> bool:
+    """The target's own conditions on this worker: its `expression` and known-worker routing."""
+    if target is None:
+        return True
+    if target.known_worker_sid or target.known_worker_friendly_name:
+        task_env = {"task": parsed_attributes(task.attributes)}
+        if target.known_worker_sid and resolve(task_env, target.known_worker_sid) != worker.sid:
+            return False
+        if target.known_worker_friendly_name:
+            wanted = resolve(task_env, target.known_worker_friendly_name)
+            if not isinstance(wanted, str) or wanted.casefold() != worker.name_key:
+                return False
+    if target.expression is None:
+        return True
+    env = {"task": parsed_attributes(task.attributes),
+           "worker": worker_view(tx, worker, with_channels=_reads_channels(target))}
+    return target.expression(env)
+
+
+# -- the SQL part of eligibility -------------------------------------------------------------------
+
+def _offer_blocked(task_sid_column, worker_sid_column, step_started_column):
+    """A pending offer of this task to this worker, or their rejection of it in the current step."""
+    return exists().where(
+        Reservation.task_sid == task_sid_column,
+        Reservation.worker_sid == worker_sid_column,
+        or_(
+            Reservation.reservation_status == "pending",
+            and_(Reservation.reservation_status == "rejected", Reservation.date_created >= step_started_column),
+        ),
+    )
+
+
+def candidate_workers(tx: Tx, task: Task, queue_sid: str) -> Iterator[tuple[Worker, WorkerChannel]]:
+    """Workers who could take `task` now by everything but the target's expression, longest idle first."""
+    query = (
+        select(Worker, WorkerChannel)
+        .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
+                                    TaskQueueMember.task_queue_sid == queue_sid))
+        .join(WorkerChannel, and_(WorkerChannel.worker_sid == Worker.sid,
+                                  WorkerChannel.task_channel_sid == task.task_channel_sid))
+        .where(
+            Worker.available.is_(True),
+            WorkerChannel.available.is_(True),
+            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
+            ~_offer_blocked(task.sid, Worker.sid, task.task_queue_entered_date),
+        )
+        .order_by(WorkerChannel.idle_since, Worker.sid)
+    )
+    if not tx.workspace.multi_task_enabled:
+        query = query.where(Worker.active_reservations == 0)
+    offset = 0
+    while True:
+        rows = tx.session.execute(query.limit(BATCH).offset(offset)).all()
+        yield from rows
+        if len(rows) < BATCH:
+            return
+        offset += BATCH
+
+
+def _order_key(order_by: tuple[tuple[str, bool], ...], worker: Worker, channel: WorkerChannel) -> tuple:
+    env = {"worker": parsed_attributes(worker.attributes)}
+    key = []
+    for path, descending in order_by:
+        value = resolve(env, path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            key.append((1, 0))  # workers without the attribute come after those with it
+        else:
+            key.append((0, -value if descending else value))
+    return (*key, channel.idle_since, worker.sid)
+
+
+def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None,
+                     limit: int) -> list[tuple[Worker, WorkerChannel]]:
+    """The best `limit` workers for `task` in `queue`, in the order they should be offered it."""
+    chosen = []
+    for worker, channel in candidate_workers(tx, task, queue.sid):
+        if not target_accepts(tx, target, task, worker):
+            continue
+        chosen.append((worker, channel))
+        if len(chosen) >= limit and not (target and target.order_by):
+            break
+    if target and target.order_by:
+        chosen.sort(key=lambda pair: _order_key(target.order_by, *pair))
+    return chosen[:limit]
+
+
+# -- the two directions ----------------------------------------------------------------------------
+
+def reserve_for_task(tx: Tx, task: Task) -> int:
+    """Reserve the best available workers for `task` (up to its queue's MaxReservedWorkers)."""
+    from .reservations import create_reservation
+
+    if task.assignment_status not in ("pending", "reserved") or task.task_queue_sid is None:
+        return 0
+    queue = tx.session.get(TaskQueue, task.task_queue_sid)
+    room = queue.max_reserved_workers - task.pending_reservations
+    if room <= 0:
+        return 0
+    target = current_target(tx, task)
+    made = 0
+    for worker, channel in eligible_workers(tx, task, queue, target, room):
+        create_reservation(tx, task, worker, channel, queue)
+        made += 1
+    return made
+
+
+def _channels_with_room(tx: Tx, worker: Worker) -> list[str]:
+    if not worker.available:
+        return []
+    if not tx.workspace.multi_task_enabled and worker.active_reservations > 0:
+        return []
+    return list(tx.session.scalars(
+        select(WorkerChannel.task_channel_sid).where(
+            WorkerChannel.worker_sid == worker.sid,
+            WorkerChannel.available.is_(True),
+            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
+        )
+    ))
+
+
+def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator[Task]:
+    """Waiting tasks in the worker's queues, in the order the queues serve them.
+
+    FIFO queues serve by priority then age; LIFO queues newest first, ignoring priority; the
+    workspace's PrioritizeQueueOrder says which kind goes first when a worker is in both.
+    """
+    base = (
+        select(Task)
+        .join(TaskQueueMember, and_(TaskQueueMember.task_queue_sid == Task.task_queue_sid,
+                                    TaskQueueMember.worker_sid == worker.sid))
+        .join(TaskQueue, TaskQueue.sid == Task.task_queue_sid)
+        .where(
+            Task.assignment_status.in_(("pending", "reserved")),
+            Task.task_channel_sid.in_(channel_sids),
+            Task.pending_reservations < TaskQueue.max_reserved_workers,
+            ~_offer_blocked(Task.sid, worker.sid, Task.task_queue_entered_date),
+        )
+    )
+    fifo = base.where(TaskQueue.task_order == "FIFO").order_by(
+        Task.priority.desc(), Task.virtual_start_time, Task.sid)
+    lifo = base.where(TaskQueue.task_order == "LIFO").order_by(Task.virtual_start_time.desc(), Task.sid)
+    ordered = (fifo, lifo) if tx.workspace.prioritize_queue_order == "FIFO" else (lifo, fifo)
+    for query in ordered:
+        offset = 0
+        while True:
+            rows = tx.session.scalars(query.limit(BATCH).offset(offset)).all()
+            yield from rows
+            if len(rows) < BATCH:
+                break
+            offset += BATCH
+
+
+def reserve_for_worker(tx: Tx, worker: Worker) -> int:
+    """Offer `worker` the best waiting tasks they can take, until their capacity is used."""
+    from .reservations import create_reservation
+    from .workers import worker_channel
+
+    made = 0
+    while True:
+        channel_sids = _channels_with_room(tx, worker)
+        if not channel_sids:
+            return made
+        for task in candidate_tasks(tx, worker, channel_sids):
+            target = current_target(tx, task)
+            if target_accepts(tx, target, task, worker):
+                queue = tx.session.get(TaskQueue, task.task_queue_sid)
+                create_reservation(tx, task, worker, worker_channel(tx, worker, task.task_channel_sid), queue)
+                made += 1
+                break
+        else:
+            return made
+
+
+def queue_worker_counts(tx: Tx, queue_sid: str) -> dict:
+    """`workers.available`, `workers.unavailable` and `workers.<activity sid>` for a queue (skip_if)."""
+    from sqlalchemy import func
+
+    rows = tx.session.execute(
+        select(Worker.activity_sid, Activity.available, func.count())
+        .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
+                                    TaskQueueMember.task_queue_sid == queue_sid))
+        .join(Activity, Activity.sid == Worker.activity_sid)
+        .group_by(Worker.activity_sid, Activity.available)
+    ).all()
+    counts: dict = {"available": 0, "unavailable": 0}
+    for activity_sid, available, count in rows:
+        counts[activity_sid] = count
+        counts["available" if available else "unavailable"] += count
+    return {"workers": counts}

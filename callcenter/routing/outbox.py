@@ -1,0 +1,239 @@
+"""The outbox: assignment and event callbacks, delivered after the transaction that wrote them.
+
+Rows are claimed with a lease (and `FOR UPDATE SKIP LOCKED` on PostgreSQL) so that several
+processes share the work and a process that dies mid-delivery only delays a message until its
+lease runs out. Requests are signed with `X-Twilio-Signature` as Twilio signs webhooks. An
+assignment callback has 5 seconds, then its fallback URL is tried; failures are retried with
+exponential backoff and jitter while the reservation is still pending (its timeout is the final
+guard). Event callbacks of one task go out in the order they were written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from .errors import RoutingError
+from .models import OutboxMessage, Reservation, Workspace
+
+if TYPE_CHECKING:
+    from .router import Router
+
+log = logging.getLogger("callcenter.routing.outbox")
+
+ASSIGNMENT_DEADLINE = 5.0
+EVENT_DEADLINE = 15.0
+LEASE_SECONDS = 60
+MAX_ATTEMPTS = {"assignment": 4, "event": 8}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: str
+
+
+Transport = Callable[[str, dict[str, str], dict[str, str], float], Response]
+
+
+def urllib_transport(url: str, params: dict[str, str], headers: dict[str, str], timeout: float) -> Response:
+    """POST a form with the standard library; connection errors raise OSError."""
+    data = urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "callcenter-taskrouter/1", **headers,
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return Response(reply.status, reply.read(65536).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as err:
+        return Response(err.code, err.read(65536).decode("utf-8", "replace"))
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """Twilio's webhook signature: HMAC-SHA1 over the URL and the sorted POST parameters, base64."""
+    payload = url + "".join(f"{key}{params[key]}" for key in sorted(params))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter: a random wait up to base * 2**(attempt-1), capped."""
+    return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+class Deliverer:
+    def __init__(self, router: Router, transport: Transport | None = None) -> None:
+        self.router = router
+        self.transport = transport or urllib_transport
+
+    # -- claiming ---------------------------------------------------------------------------------
+    def claim_due(self, limit: int) -> list[OutboxMessage]:
+        now = self.router.clock.now()
+        older = aliased(OutboxMessage)
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at <= now,
+                # Per-task order: wait while an older message of the same task is undelivered.
+                ~exists().where(and_(older.ordering_key == OutboxMessage.ordering_key,
+                                     older.status == "pending", older.id < OutboxMessage.id)),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        session = self.router._write_sessions()
+        try:
+            with session.begin():
+                if session.bind.dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True, of=OutboxMessage)
+                messages = list(session.scalars(query))
+                if messages:
+                    session.execute(
+                        update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in messages]))
+                        .values(next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
+                                attempts=OutboxMessage.attempts + 1)
+                    )
+                    for message in messages:
+                        message.attempts += 1
+        finally:
+            session.close()
+        return messages
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Deliver what is due, in this thread; returns the number of messages attempted."""
+        messages = self.claim_due(limit)
+        for message in messages:
+            self.deliver(message)
+        return len(messages)
+
+    # -- one message ------------------------------------------------------------------------------
+    def deliver(self, message: OutboxMessage) -> None:
+        params = json.loads(message.payload)
+        if message.kind == "assignment" and not self._reservation_pending(message.reservation_sid):
+            self._finish(message)  # answered or ended meanwhile: nothing left to ask
+            return
+        deadline = ASSIGNMENT_DEADLINE if message.kind == "assignment" else EVENT_DEADLINE
+        response, error = self._post(message, message.url, params, deadline)
+        if response is None and message.fallback_url:
+            response, error = self._post(message, message.fallback_url, params, deadline)
+        if response is None:
+            self._retry_later(message, error)
+            return
+        self._finish(message)
+        if message.kind == "assignment":
+            self._carry_out_reply(message, response.body)
+
+    def _post(self, message: OutboxMessage, url: str, params: dict[str, str],
+              deadline: float) -> tuple[Response | None, str]:
+        headers = {}
+        token = self.router.auth_token_for(self._account_sid(message))
+        if token:
+            headers["X-Twilio-Signature"] = twilio_signature(token, url, params)
+        try:
+            response = self.transport(url, params, headers, deadline)
+        except Exception as err:  # refused, reset, timed out: all mean "try again later"
+            return None, f"{type(err).__name__}: {err}"
+        if 200 <= response.status < 300:
+            return response, ""
+        return None, f"HTTP {response.status}"
+
+    def _carry_out_reply(self, message: OutboxMessage, body: str) -> None:
+        from .reservations import apply_callback_reply
+
+        try:
+            outcome = apply_callback_reply(self.router, message.workspace_sid, message.reservation_sid, body)
+            log.info("assignment callback for %s: %s", message.reservation_sid, outcome)
+        except RoutingError as err:
+            log.warning("assignment callback reply for %s not carried out: %s (%s)",
+                        message.reservation_sid, err.message, err.code)
+
+    def _retry_later(self, message: OutboxMessage, error: str) -> None:
+        now = self.router.clock.now()
+        give_up = message.attempts >= MAX_ATTEMPTS[message.kind]
+        values: dict = {"last_error": error[:500]}
+        if give_up:
+            values["status"] = "dead"
+            log.error("%s callback to %s abandoned after %d attempts: %s", message.kind, message.url,
+                      message.attempts, error)
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(message.attempts))
+            log.warning("%s callback to %s failed (attempt %d): %s", message.kind, message.url,
+                        message.attempts, error)
+        self._write(update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))
+
+    def _finish(self, message: OutboxMessage) -> None:
+        from sqlalchemy import delete
+
+        self._write(delete(OutboxMessage).where(OutboxMessage.id == message.id))
+
+    def _write(self, statement) -> None:
+        session = self.router._write_sessions()
+        try:
+            with session.begin():
+                session.execute(statement)
+        finally:
+            session.close()
+
+    def _reservation_pending(self, reservation_sid: str | None) -> bool:
+        with self.router.read() as session:
+            status = session.scalar(select(Reservation.reservation_status).where(Reservation.sid == reservation_sid))
+        return status == "pending"
+
+    def _account_sid(self, message: OutboxMessage) -> str:
+        with self.router.read() as session:
+            return session.scalar(select(Workspace.account_sid).where(Workspace.sid == message.workspace_sid)) or ""
+
+
+class Sweeper:
+    """The background thread of a process: fires due timers and delivers the outbox."""
+
+    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8) -> None:
+        self.router = router
+        self.interval = interval
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback")
+        self._thread = threading.Thread(target=self._run, name="callcenter-sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.router._outbox_ready.set()
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.router.run_due_timers()
+                # Slow callback servers never hold up timers: deliveries run on the pool.
+                for message in self.router.deliverer.claim_due(50):
+                    self._pool.submit(self._deliver, message)
+            except Exception:
+                log.exception("sweep failed")
+            self.router.wait_for_outbox(self.interval)
+
+    def _deliver(self, message: OutboxMessage) -> None:
+        try:
+            self.router.deliverer.deliver(message)
+        except Exception:
+            log.exception("delivery of outbox message %s failed", message.id)

@@ -1,0 +1,228 @@
+"""The Router: the engine's entry point, and `Tx`, the one transaction every operation runs in.
+
+An operation opens `router.transaction(workspace_sid)`, changes state, and marks what could now
+be matched (`tx.wake_task`, `tx.wake_worker`). Before commit the transaction runs matching for
+what was woken, then writes the collected events, timers and outbox rows. After commit, listeners
+(live updates) hear about the events and the outbox deliverer is nudged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import events as events_module
+from .clock import SystemClock
+from .db import database_url_from_env, lock_workspace, make_engines
+from .errors import NotFound
+from .models import Activity, Base, OutboxMessage, Task, TaskChannel, Timer, Worker, Workspace
+
+log = logging.getLogger("callcenter.routing")
+
+EventListener = Callable[[list[dict[str, Any]]], None]
+
+
+class Router:
+    """One engine on one database. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        clock: Any = None,
+        transport: Any = None,
+        instruction_handler: Callable[..., Any] | None = None,
+        auth_token_for: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.database_url = database_url or database_url_from_env()
+        self.writer, self.reader = make_engines(self.database_url)
+        self.clock = clock or SystemClock()
+        self._write_sessions = sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
+        self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
+        self.listeners: list[EventListener] = []
+        # Voice instructions in assignment-callback replies and Instruction parameters
+        # (dequeue, call, redirect, conference) are carried out by the app that owns the calls.
+        self.instruction_handler = instruction_handler
+        # Outbound callbacks are signed with the account's auth token, as Twilio signs them.
+        self.auth_token_for = auth_token_for or (lambda account_sid: None)
+        from .outbox import Deliverer
+
+        self.deliverer = Deliverer(self, transport=transport)
+        self._outbox_ready = threading.Event()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def create_schema(self) -> None:
+        """Create every table (tests and first runs; production upgrades go through Alembic)."""
+        Base.metadata.create_all(self.writer)
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+    # -- transactions ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, workspace_sid: str | None) -> Iterator[Tx]:
+        """One write transaction, serialized with every other writer of the same workspace."""
+        session = self._write_sessions()
+        try:
+            with session.begin():
+                workspace = None
+                if workspace_sid is not None:
+                    lock_workspace(session.connection(), workspace_sid)
+                    workspace = session.get(Workspace, workspace_sid)
+                    if workspace is None:
+                        raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
+                tx = Tx(self, session, workspace, self.clock.now())
+                yield tx
+                tx.finish()
+            committed_events = tx.committed_events
+        finally:
+            session.close()
+        if tx.outbox_written:
+            self._outbox_ready.set()
+        if committed_events:
+            for listener in list(self.listeners):
+                try:
+                    listener(committed_events)
+                except Exception:  # a live-update listener must never break routing
+                    log.exception("event listener failed")
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session that never waits for writers."""
+        session = self._read_sessions()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    # -- background work ------------------------------------------------------------------------
+    def run_due_timers(self, limit: int = 500) -> int:
+        from .timers import fire_due_timers
+
+        return fire_due_timers(self, limit=limit)
+
+    def deliver_outbox(self, limit: int = 100) -> int:
+        return self.deliverer.deliver_due(limit=limit)
+
+    def wait_for_outbox(self, timeout: float) -> bool:
+        ready = self._outbox_ready.wait(timeout)
+        self._outbox_ready.clear()
+        return ready
+
+
+class Tx:
+    """The state of one engine transaction."""
+
+    def __init__(self, router: Router, session: Session, workspace: Workspace | None, now: datetime) -> None:
+        self.router = router
+        self.session = session
+        self.workspace = workspace
+        self.now = now
+        self._events: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+        self._woken_tasks: dict[str, Task] = {}
+        self._woken_workers: dict[str, Worker] = {}
+        self.committed_events: list[dict[str, Any]] = []
+        self.outbox_written = False
+
+    # -- lookups cached by the session's identity map --------------------------------------------
+    def activity(self, sid: str) -> Activity:
+        activity = self.session.get(Activity, sid)
+        if activity is None or activity.workspace_sid != self.workspace.sid:
+            raise NotFound(f"Activity {sid} not found in this workspace")
+        return activity
+
+    def channel(self, sid: str) -> TaskChannel:
+        channel = self.session.get(TaskChannel, sid)
+        if channel is None or channel.workspace_sid != self.workspace.sid:
+            raise NotFound(f"TaskChannel {sid} not found in this workspace")
+        return channel
+
+    def get(self, model: type, sid: str, name: str | None = None):
+        """Fetch a resource of this workspace or raise NotFound."""
+        row = self.session.get(model, sid) if isinstance(sid, str) else None
+        if row is None or getattr(row, "workspace_sid", None) != self.workspace.sid:
+            raise NotFound(f"The requested resource {name or model.__name__} {sid} was not found")
+        return row
+
+    # -- what must happen before commit ----------------------------------------------------------
+    def wake_task(self, task: Task) -> None:
+        self._woken_tasks[task.sid] = task
+
+    def wake_worker(self, worker: Worker) -> None:
+        self._woken_workers[worker.sid] = worker
+
+    def add_event(self, row: dict[str, Any]) -> None:
+        self._events.append(row)
+        workspace = self.workspace
+        if workspace.event_callback_url and events_module.wants_callback(workspace.events_filter, row["event_type"]):
+            self.add_outbox(
+                kind="event",
+                url=workspace.event_callback_url,
+                payload=events_module.callback_params(row),
+                ordering_key=row["task_sid"] or row["resource_sid"],
+            )
+
+    def add_outbox(self, *, kind: str, url: str, payload: dict[str, str], fallback_url: str | None = None,
+                   reservation_sid: str | None = None, ordering_key: str | None = None) -> None:
+        import json
+
+        self._outbox.append(
+            {
+                "workspace_sid": self.workspace.sid,
+                "kind": kind,
+                "url": url,
+                "fallback_url": fallback_url,
+                "payload": json.dumps(payload, separators=(",", ":")),
+                "reservation_sid": reservation_sid,
+                "ordering_key": ordering_key,
+                "attempts": 0,
+                "next_attempt_at": self.now,
+                "created_at": self.now,
+                "status": "pending",
+            }
+        )
+
+    def schedule(self, kind: str, subject_sid: str, due_at: datetime | float) -> None:
+        """Set (or move) the timer `kind` of `subject_sid`; seconds count from now."""
+        if not isinstance(due_at, datetime):
+            due_at = self.now + timedelta(seconds=due_at)
+        self.cancel_timer(kind, subject_sid)
+        self.session.execute(
+            insert(Timer).values(workspace_sid=self.workspace.sid, kind=kind, subject_sid=subject_sid, due_at=due_at)
+        )
+
+    def cancel_timer(self, kind: str, subject_sid: str) -> None:
+        self.session.execute(delete(Timer).where(Timer.kind == kind, Timer.subject_sid == subject_sid))
+
+    def timer_due(self, kind: str, subject_sid: str) -> datetime | None:
+        return self.session.scalar(select(Timer.due_at).where(Timer.kind == kind, Timer.subject_sid == subject_sid))
+
+    def finish(self) -> None:
+        from .matching import run_matching
+
+        if self._woken_tasks or self._woken_workers:
+            run_matching(self)
+        self.session.flush()
+        if self._events:
+            self.session.execute(insert(events_module.Event), self._events)
+            self.committed_events = self._events
+        if self._outbox:
+            self.session.execute(insert(OutboxMessage), self._outbox)
+            self.outbox_written = True
+
+    def take_woken(self) -> tuple[list[Task], list[Worker]]:
+        tasks, workers = list(self._woken_tasks.values()), list(self._woken_workers.values())
+        self._woken_tasks.clear()
+        self._woken_workers.clear()
+        return tasks, workers

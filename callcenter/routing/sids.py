@@ -1,0 +1,34 @@
+"""Twilio-shaped sids: a two-letter prefix and 32 lowercase hex digits."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+PREFIXES = {
+    "account": "AC",
+    "workspace": "WS",
+    "activity": "WA",
+    "task_channel": "TC",
+    "task_queue": "WQ",
+    "worker": "WK",
+    "worker_channel": "WC",
+    "workflow": "WW",
+    "task": "WT",
+    "reservation": "WR",
+    "event": "EV",
+}
+
+_SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+
+
+def new_sid(prefix: str) -> str:
+    """A fresh sid such as `WT3f2a...` (34 characters)."""
+    return prefix + uuid.uuid4().hex
+
+
+def is_sid(value: object, prefix: str | None = None) -> bool:
+    """True when `value` looks like a sid (of `prefix`, when given)."""
+    if not isinstance(value, str) or not _SID.match(value):
+        return False
+    return prefix is None or value.startswith(prefix)

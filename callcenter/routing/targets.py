@@ -1,0 +1,132 @@
+"""Moving a task through its workflow: which filter matched, which target (routing step) it is in.
+
+A target's timeout counts from the task's creation, not from when it entered the target
+(targets with timeouts 10, 20, 30 move the task at ages 10, 20 and 30). A target whose time has
+already passed is stepped over. `skip_if` is evaluated only when no reservation could be made
+the moment the task entered the target. Timing out of the last target of the last matching
+filter cancels the task (`workflow.timeout`); skipping out of it sends it to the default filter,
+or cancels it (`workflow.skipped`) when there is none.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .events import emit, task_age_seconds
+from .models import Task, TaskQueue, Workflow
+from .queues import parsed_attributes
+from .router import Tx
+from .workflows import RoutingConfiguration, Target, configuration_of
+
+DEFAULT_FILTER = -1
+
+
+def enter_workflow(tx: Tx, task: Task, workflow: Workflow) -> None:
+    """A new task enters its workflow and is placed in the first target that applies."""
+    emit(tx, "workflow.entered", resource=task, task=task, workflow=workflow,
+         description=f"Task {task.sid} entered Workflow {workflow.friendly_name}")
+    place(tx, task, workflow, configuration_of(workflow), filter_index=0, target_index=0, moved_by=None)
+
+
+def reroute(tx: Tx, task: Task) -> None:
+    """Evaluate the workflow again from the top (attributes changed, or the workflow was updated)."""
+    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    if workflow is None:
+        return
+    place(tx, task, workflow, configuration_of(workflow), filter_index=0, target_index=0, moved_by=None)
+
+
+def move_to_next_target(tx: Tx, task: Task) -> None:
+    """The current target timed out: leave its queue and try the next target, then the next filter."""
+    from .reservations import cancel_pending_reservations
+
+    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    if workflow is None or task.filter_index is None or task.filter_index == DEFAULT_FILTER:
+        return
+    cancel_pending_reservations(tx, task)
+    queue = tx.session.get(TaskQueue, task.task_queue_sid) if task.task_queue_sid else None
+    emit(tx, "task-queue.timeout", resource=task, task=task, queue=queue,
+         description=f"Task {task.sid} timed out of TaskQueue {queue.friendly_name if queue else ''}")
+    place(tx, task, workflow, configuration_of(workflow), filter_index=task.filter_index,
+          target_index=(task.target_index or 0) + 1, moved_by="timeout")
+
+
+def place(tx: Tx, task: Task, workflow: Workflow, config: RoutingConfiguration, *, filter_index: int,
+          target_index: int, moved_by: str | None) -> None:
+    """Find the first target at or after (filter_index, target_index) that applies, and enter it."""
+    from .matching import queue_worker_counts, reserve_for_task
+    from .tasks import cancel_task_in
+
+    attributes = parsed_attributes(task.attributes)
+    age = task_age_seconds(task, tx.now)
+    index = filter_index
+    first = target_index
+    while index < len(config.filters):
+        routing_filter = config.filters[index]
+        # Continuing inside a filter keeps its earlier match; a fresh filter must match again.
+        if first == 0 and not routing_filter.expression(attributes):
+            index += 1
+            continue
+        for position in range(first, len(routing_filter.targets)):
+            target = routing_filter.targets[position]
+            if target.timeout is not None and age >= target.timeout:
+                moved_by = "timeout"
+                continue
+            enter_target(tx, task, workflow, index, position, target, routing_filter.name)
+            if target.skip_if is None:
+                return
+            if reserve_for_task(tx, task) or not target.skip_if(queue_worker_counts(tx, target.queue_sid)):
+                return
+            _leave_queue(tx, task)
+            moved_by = "skip"
+        index += 1
+        first = 0
+
+    if moved_by == "timeout":
+        emit(tx, "workflow.timeout", resource=task, task=task, workflow=workflow,
+             description=f"Task {task.sid} timed out of Workflow {workflow.friendly_name}")
+        cancel_task_in(tx, task, "Workflow Timeout")
+    elif config.default_target is not None:
+        enter_target(tx, task, workflow, DEFAULT_FILTER, 0, config.default_target, "default_filter")
+    elif moved_by == "skip":
+        emit(tx, "workflow.skipped", resource=task, task=task, workflow=workflow,
+             description=f"Task {task.sid} skipped out of Workflow {workflow.friendly_name}")
+        cancel_task_in(tx, task, "Workflow Skipped")
+    else:
+        # No filter matched and there is no default filter: the task waits, in no queue, until its
+        # TTL or an update that makes a filter match.
+        _leave_queue(tx, task)
+        task.filter_index = task.target_index = None
+        tx.cancel_timer("target_timeout", task.sid)
+
+
+def enter_target(tx: Tx, task: Task, workflow: Workflow, filter_index: int, target_index: int, target: Target,
+                 filter_name: str) -> None:
+    previous_queue = task.task_queue_sid
+    task.filter_index, task.target_index = filter_index, target_index
+    task.task_queue_sid = target.queue_sid
+    task.task_queue_entered_date = tx.now
+    if target.priority is not None:
+        task.priority = target.priority
+    task.version += 1
+    task.date_updated = tx.now
+    queue = tx.session.get(TaskQueue, target.queue_sid)
+    emit(tx, "workflow.target-matched", resource=task, task=task, workflow=workflow,
+         description=f"Task {task.sid} matched a target of filter {filter_name}",
+         data={"workflow_filter_name": filter_name, "workflow_filter_target_index": str(target_index)})
+    if previous_queue and previous_queue != target.queue_sid:
+        emit(tx, "task-queue.moved", resource=task, task=task, queue=queue,
+             description=f"Task {task.sid} moved to TaskQueue {queue.friendly_name}",
+             data={"task_queue_moved_from": previous_queue})
+    emit(tx, "task-queue.entered", resource=task, task=task, queue=queue,
+         description=f"Task {task.sid} entered TaskQueue {queue.friendly_name}")
+    if target.timeout is not None:
+        tx.schedule("target_timeout", task.sid, task.date_created + timedelta(seconds=target.timeout))
+    else:
+        tx.cancel_timer("target_timeout", task.sid)
+    tx.wake_task(task)
+
+
+def _leave_queue(tx: Tx, task: Task) -> None:
+    task.task_queue_sid = None
+    task.task_queue_entered_date = None

@@ -1,0 +1,89 @@
+"""Timers: rows with a due time, fired by a sweep in each process.
+
+Nothing waits in memory. A sweep reads what is due, and fires each timer inside its workspace's
+write transaction: it deletes the row and applies the effect together, so a timer fires once
+even when several processes sweep at the same time (the second finds the row gone), and a timer
+that came due while every process was down fires on the first sweep after restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+
+from .models import Reservation, Task, Timer
+from .router import Router, Tx
+
+log = logging.getLogger("callcenter.routing.timers")
+
+
+def fire_due_timers(router: Router, limit: int = 500) -> int:
+    """Fire every timer due by the router's clock (at most `limit`); returns how many fired."""
+    now = router.clock.now()
+    with router.read() as session:
+        due = session.execute(
+            select(Timer.id, Timer.workspace_sid, Timer.kind, Timer.subject_sid)
+            .where(Timer.due_at <= now).order_by(Timer.due_at, Timer.id).limit(limit)
+        ).all()
+    fired = 0
+    for timer_id, workspace_sid, kind, subject_sid in due:
+        try:
+            with router.transaction(workspace_sid) as tx:
+                claimed = tx.session.execute(delete(Timer).where(Timer.id == timer_id)).rowcount
+                if not claimed:
+                    continue  # another process fired it, or the subject moved on and cancelled it
+                HANDLERS[kind](tx, subject_sid)
+                fired += 1
+        except Exception:
+            # A timer that cannot fire must not block the others; it is logged with its subject.
+            log.exception("timer %s for %s failed", kind, subject_sid)
+    return fired
+
+
+def _reservation_timeout(tx: Tx, reservation_sid: str) -> None:
+    from .reservations import time_out_reservation
+
+    reservation = tx.session.get(Reservation, reservation_sid)
+    if reservation is not None and reservation.reservation_status == "pending":
+        time_out_reservation(tx, reservation)
+
+
+def _target_timeout(tx: Tx, task_sid: str) -> None:
+    from .targets import move_to_next_target
+
+    task = tx.session.get(Task, task_sid)
+    if task is not None and task.assignment_status in ("pending", "reserved"):
+        move_to_next_target(tx, task)
+
+
+def _task_ttl(tx: Tx, task_sid: str) -> None:
+    from .tasks import cancel_task_in
+
+    task = tx.session.get(Task, task_sid)
+    if task is not None and task.assignment_status in ("pending", "reserved"):
+        cancel_task_in(tx, task, "Task TTL Exceeded")
+
+
+def _task_cleanup(tx: Tx, task_sid: str) -> None:
+    task = tx.session.get(Task, task_sid)
+    if task is not None and task.assignment_status in ("completed", "canceled"):
+        tx.session.delete(task)
+
+
+def _assigned_max_age(tx: Tx, task_sid: str) -> None:
+    from .tasks import remove_task_in
+
+    task = tx.session.get(Task, task_sid)
+    if task is not None and task.assignment_status in ("assigned", "wrapping"):
+        remove_task_in(tx, task, "task.system-deleted")
+
+
+HANDLERS: dict[str, Callable[[Tx, str], None]] = {
+    "reservation_timeout": _reservation_timeout,
+    "target_timeout": _target_timeout,
+    "task_ttl": _task_ttl,
+    "task_cleanup": _task_cleanup,
+    "assigned_max_age": _assigned_max_age,
+}
