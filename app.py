@@ -1,0 +1,37 @@
+"""The callcenter application: `create_app()` for WSGI servers and tests, `python app.py` to run it."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from callcenter import database
+from callcenter.config import load_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(load_config())
+    if test_config:
+        app.config.update(test_config)
+    database.init_app(app)
+
+    @app.get("/health")
+    def health():
+        """Liveness and database reachability, for load balancers and monitoring."""
+        router = database.get_router(app)
+        try:
+            with router.read() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as err:  # report, never raise: this endpoint must always answer
+            return jsonify(status="unavailable", database=router.writer.dialect.name, error=str(err)), 503
+        return jsonify(status="ok", database=router.writer.dialect.name)
+
+    return app
+
+
+if __name__ == "__main__":
+    port = int(os.environ.get("PORT", "5000"))
+    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=port)

@@ -1,0 +1,32 @@
+"""Configuration, read in one place: defaults, then the environment (and `.env`), then test overrides."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dotenv import load_dotenv
+
+from callcenter.routing.db import DEFAULT_DATABASE_URL
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_config() -> dict[str, Any]:
+    """The app's settings from the environment; `.env` in the working directory is read first."""
+    load_dotenv(override=False)
+    return {
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),
+        "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID"),
+        "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN"),
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL"),
+        # Upgrading the schema at start suits a single development process; in production run
+        # `flask --app app init-db` once per deploy and set AUTO_MIGRATE=false.
+        "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),
+        "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
+        "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
+    }

@@ -1,0 +1,90 @@
+"""The app factory, its CLI commands, and the schema migrations."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from app import create_app
+from callcenter.database import upgrade_database
+from callcenter.routing import Router, workspaces
+from callcenter.routing.models import Base
+
+
+@pytest.fixture
+def app(sqlite_url):
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True})
+    yield app
+    app.extensions["router"].dispose()
+
+
+def test_health_reports_the_database_it_reached(app):
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "sqlite"}
+
+
+def test_health_answers_503_when_the_database_is_unreachable(tmp_path):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite", "RUN_SWEEPER": False,
+                      "AUTO_MIGRATE": False})
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+
+
+def test_init_db_command_is_safe_to_run_twice(app):
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert "up to date" in result.output
+
+
+def test_routing_check_command_reports_zero_violations_on_a_consistent_database(app):
+    router = app.extensions["router"]
+    workspaces.create_workspace(router, account_sid="AC" + "1" * 32, friendly_name="Checked")
+    result = app.test_cli_runner().invoke(args=["routing", "check"])
+    assert result.exit_code == 0, result.output
+    assert "0 violation(s)" in result.output
+
+
+def test_routing_check_command_fails_and_lists_a_violation(app):
+    from sqlalchemy import update
+
+    from callcenter.routing.models import WorkerChannel
+
+    router = app.extensions["router"]
+    ws = workspaces.create_workspace(router, account_sid="AC" + "1" * 32, friendly_name="Broken").sid
+    from callcenter.routing import workers
+
+    worker = workers.create_worker(router, ws, friendly_name="alice")
+    with router.writer.begin() as conn:
+        conn.execute(update(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid).values(reserved_tasks=1))
+    result = app.test_cli_runner().invoke(args=["routing", "check"])
+    assert result.exit_code == 1
+    assert "counter says 1 reserved, reservations say 0" in result.output
+
+
+def test_migrations_build_exactly_the_schema_the_models_describe(database_url):
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                           Base.metadata)
+        assert differences == []
+        assert "alembic_version" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_router_works_on_a_migrated_database(database_url):
+    upgrade_database(database_url)
+    router = Router(database_url)
+    try:
+        ws = workspaces.create_workspace(router, account_sid="AC" + "2" * 32, friendly_name="Migrated")
+        assert ws.default_activity_sid is not None
+    finally:
+        router.dispose()
