@@ -1,22 +1,35 @@
-"""Fixtures shared by every test: a router on a fresh database with a clock the test moves."""
+"""Fixtures shared by every test: a database with the schema in place, a router on it, and a clock the test moves.
+
+Each engine and API test runs on SQLite and, when CALLCENTER_TEST_POSTGRES_URL is set, on PostgreSQL.
+Building a schema per test would dominate the suite's time, so the schema is built once per session
+(stamped with the Alembic head, as `init-db` would leave it): SQLite tests get a copy of a template
+file, PostgreSQL tests share one database per test process, emptied with TRUNCATE before each test.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
+from callcenter.database import alembic_config
 from callcenter.routing import FakeClock, Router
+from callcenter.routing.models import Base
 
 POSTGRES_URL = os.environ.get("CALLCENTER_TEST_POSTGRES_URL")
+POSTGRES_SKIP_REASON = ("PostgreSQL not configured: set CALLCENTER_TEST_POSTGRES_URL "
+                        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
 
 
 def _postgres_database() -> str:
-    """A new, empty PostgreSQL database for one test; dropped afterwards by the fixture."""
+    """A new, empty PostgreSQL database; the caller drops it with `_drop_postgres_database`."""
     name = "cc_test_" + uuid.uuid4().hex[:12]
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
@@ -26,29 +39,71 @@ def _postgres_database() -> str:
 
 def _drop_postgres_database(url: str) -> None:
     name = url.rpartition("/")[2]
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
+def _build_schema(url: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    command.stamp(alembic_config(url), "head")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("template") / "callcenter.db"
+    _build_schema(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url():
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    url = _postgres_database()
+    _build_schema(url)
+    engine = create_engine(url, poolclass=NullPool)
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    yield url, engine, tables
+    engine.dispose()
+    _drop_postgres_database(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
-    """Each engine test runs on SQLite and, where CALLCENTER_TEST_POSTGRES_URL is set, on PostgreSQL."""
+    """A database with the current schema and no rows, on each backend."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'callcenter.db'}"
+        path = tmp_path / "callcenter.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url, engine, tables = request.getfixturevalue("postgres_session_url")
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A database without any table, for tests of the migrations themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured: set CALLCENTER_TEST_POSTGRES_URL (e.g. "
-                    "postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+        pytest.skip(POSTGRES_SKIP_REASON)
     url = _postgres_database()
     yield url
     _drop_postgres_database(url)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'callcenter.db'}"
+def sqlite_url(sqlite_template, tmp_path):
+    path = tmp_path / "app.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -59,6 +114,5 @@ def clock():
 @pytest.fixture
 def router(database_url, clock):
     router = Router(database_url, clock=clock)
-    router.create_schema()
     yield router
     router.dispose()

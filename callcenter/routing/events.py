@@ -160,6 +160,8 @@ def emit(
         "workflow_sid": fields.get("workflow_sid"),
         "task_channel_sid": fields.get("task_channel_sid"),
         "activity_sid": fields.get("worker_activity_sid") or fields.get("activity_sid"),
+        "previous_activity_sid": fields.get("worker_previous_activity_sid"),
+        "previous_task_queue_sid": fields.get("task_queue_moved_from"),
         "wait_ms": wait_ms,
         "queue_wait_ms": queue_wait_ms,
     }

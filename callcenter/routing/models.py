@@ -290,7 +290,11 @@ class Event(Base):
     workflow_sid: Mapped[str | None] = mapped_column(SID)
     task_channel_sid: Mapped[str | None] = mapped_column(SID)
     activity_sid: Mapped[str | None] = mapped_column(SID)
-    # Seconds the task had waited (reservation.accepted, task.canceled) or, for
+    # Where the resource moved from: the activity a worker left (worker.activity.update) and the
+    # queue a task left (task-queue.moved), so statistics can group by them in SQL.
+    previous_activity_sid: Mapped[str | None] = mapped_column(SID)
+    previous_task_queue_sid: Mapped[str | None] = mapped_column(SID)
+    # Milliseconds the task had waited (reservation.accepted, task.canceled) or, for
     # worker.activity.update, the milliseconds spent in the previous activity.
     wait_ms: Mapped[int | None] = mapped_column(BigInteger)
     queue_wait_ms: Mapped[int | None] = mapped_column(BigInteger)
@@ -350,3 +354,28 @@ class OutboxMessage(Base):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_ordering", "ordering_key", "id"),
     )
+
+
+class Account(Base):
+    """A tenant: it owns workspaces and authenticates with its auth token (or an API key)."""
+
+    __tablename__ = "accounts"
+
+    sid: Mapped[str] = mapped_column(SID, primary_key=True)
+    friendly_name: Mapped[str] = mapped_column(String(64))
+    # Kept retrievable, not hashed: it is the HMAC key that signs callbacks, as Twilio's is.
+    auth_token: Mapped[str] = mapped_column(String(64))
+    date_created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ApiKey(Base):
+    """An `SK...` key of an account; only a salted hash of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    sid: Mapped[str] = mapped_column(SID, primary_key=True)
+    account_sid: Mapped[str] = mapped_column(ForeignKey("accounts.sid", ondelete="CASCADE"), index=True)
+    friendly_name: Mapped[str] = mapped_column(String(64))
+    secret_salt: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    date_created: Mapped[datetime] = mapped_column(DateTime)

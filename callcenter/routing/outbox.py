@@ -105,13 +105,11 @@ class Deliverer:
                     query = query.with_for_update(skip_locked=True, of=OutboxMessage)
                 messages = list(session.scalars(query))
                 if messages:
-                    session.execute(
-                        update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in messages]))
-                        .values(next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
-                                attempts=OutboxMessage.attempts + 1)
-                    )
+                    lease_until = now + timedelta(seconds=LEASE_SECONDS)
                     for message in messages:
+                        # Counted once, by the flush at commit (a bulk UPDATE as well would count twice).
                         message.attempts += 1
+                        message.next_attempt_at = lease_until
         finally:
             session.close()
         return messages
@@ -159,7 +157,9 @@ class Deliverer:
 
         try:
             outcome = apply_callback_reply(self.router, message.workspace_sid, message.reservation_sid, body)
-            log.info("assignment callback for %s: %s", message.reservation_sid, outcome)
+            # An unusable reply (Twilio's warnings 40001/40005) leaves the reservation pending: say so loudly.
+            level = logging.WARNING if outcome.startswith("warning") else logging.INFO
+            log.log(level, "assignment callback for %s: %s", message.reservation_sid, outcome)
         except RoutingError as err:
             log.warning("assignment callback reply for %s not carried out: %s (%s)",
                         message.reservation_sid, err.message, err.code)

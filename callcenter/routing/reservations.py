@@ -47,7 +47,7 @@ def create_reservation(tx: Tx, task: Task, worker: Worker, channel: WorkerChanne
     task.version += 1
     task.date_updated = tx.now
     if not tx.workspace.multi_task_enabled and queue.reservation_activity_sid:
-        set_activity(tx, worker, tx.activity(queue.reservation_activity_sid), wake=False)
+        set_activity(tx, worker, tx.activity(queue.reservation_activity_sid), wake=False, keep_pending=True)
     timeout = workflow.task_reservation_timeout if workflow else 120
     tx.schedule("reservation_timeout", reservation.sid, timeout)
     emit(tx, "reservation.created", resource=reservation, task=task, worker=worker, reservation=reservation,

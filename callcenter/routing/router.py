@@ -162,6 +162,10 @@ class Tx:
     def wake_worker(self, worker: Worker) -> None:
         self._woken_workers[worker.sid] = worker
 
+    def unwake_task(self, task: Task) -> None:
+        """A task deleted in this transaction must not be matched before commit."""
+        self._woken_tasks.pop(task.sid, None)
+
     def add_event(self, row: dict[str, Any]) -> None:
         self._events.append(row)
         workspace = self.workspace

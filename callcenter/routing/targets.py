@@ -1,9 +1,11 @@
 """Moving a task through its workflow: which filter matched, which target (routing step) it is in.
 
-A target's timeout counts from the task's creation, not from when it entered the target
-(targets with timeouts 10, 20, 30 move the task at ages 10, 20 and 30). A target whose time has
-already passed is stepped over. `skip_if` is evaluated only when no reservation could be made
-the moment the task entered the target. Timing out of the last target of the last matching
+A target's timeout is measured against the task's age, not against when it entered the target:
+a target's step ends when the task is as old as the sum of its filter's timeouts up to and
+including it (targets with timeouts 10, 10, 10 move the task at ages 10, 20 and 30; TaskRouter's
+"the Queue timeout is now the sum of Q1 and Q2 timeouts"). A target whose time has already passed
+is stepped over. `skip_if` is evaluated only when no reservation could be made the moment the
+task entered the target. Timing out of the last target of the last matching
 filter cancels the task (`workflow.timeout`); skipping out of it sends it to the default filter,
 or cancels it (`workflow.skipped`) when there is none.
 """
@@ -69,10 +71,11 @@ def place(tx: Tx, task: Task, workflow: Workflow, config: RoutingConfiguration, 
             continue
         for position in range(first, len(routing_filter.targets)):
             target = routing_filter.targets[position]
-            if target.timeout is not None and age >= target.timeout:
+            ends_at = step_end_age(routing_filter.targets, position)
+            if ends_at is not None and age >= ends_at:
                 moved_by = "timeout"
                 continue
-            enter_target(tx, task, workflow, index, position, target, routing_filter.name)
+            enter_target(tx, task, workflow, index, position, target, routing_filter.name, ends_at)
             if target.skip_if is None:
                 return
             if reserve_for_task(tx, task) or not target.skip_if(queue_worker_counts(tx, target.queue_sid)):
@@ -87,7 +90,7 @@ def place(tx: Tx, task: Task, workflow: Workflow, config: RoutingConfiguration, 
              description=f"Task {task.sid} timed out of Workflow {workflow.friendly_name}")
         cancel_task_in(tx, task, "Workflow Timeout")
     elif config.default_target is not None:
-        enter_target(tx, task, workflow, DEFAULT_FILTER, 0, config.default_target, "default_filter")
+        enter_target(tx, task, workflow, DEFAULT_FILTER, 0, config.default_target, "default_filter", None)
     elif moved_by == "skip":
         emit(tx, "workflow.skipped", resource=task, task=task, workflow=workflow,
              description=f"Task {task.sid} skipped out of Workflow {workflow.friendly_name}")
@@ -100,8 +103,15 @@ def place(tx: Tx, task: Task, workflow: Workflow, config: RoutingConfiguration, 
         tx.cancel_timer("target_timeout", task.sid)
 
 
+def step_end_age(targets: tuple[Target, ...], position: int) -> int | None:
+    """The task age at which the step at `position` ends: its filter's timeouts summed up to it."""
+    if targets[position].timeout is None:
+        return None
+    return sum(target.timeout or 0 for target in targets[: position + 1])
+
+
 def enter_target(tx: Tx, task: Task, workflow: Workflow, filter_index: int, target_index: int, target: Target,
-                 filter_name: str) -> None:
+                 filter_name: str, ends_at: int | None) -> None:
     previous_queue = task.task_queue_sid
     task.filter_index, task.target_index = filter_index, target_index
     task.task_queue_sid = target.queue_sid
@@ -120,8 +130,8 @@ def enter_target(tx: Tx, task: Task, workflow: Workflow, filter_index: int, targ
              data={"task_queue_moved_from": previous_queue})
     emit(tx, "task-queue.entered", resource=task, task=task, queue=queue,
          description=f"Task {task.sid} entered TaskQueue {queue.friendly_name}")
-    if target.timeout is not None:
-        tx.schedule("target_timeout", task.sid, task.date_created + timedelta(seconds=target.timeout))
+    if ends_at is not None:
+        tx.schedule("target_timeout", task.sid, task.date_created + timedelta(seconds=ends_at))
     else:
         tx.cancel_timer("target_timeout", task.sid)
     tx.wake_task(task)

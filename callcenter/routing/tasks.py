@@ -238,6 +238,7 @@ def remove_task_in(tx: Tx, task: Task, event_type: str) -> None:
         tx.cancel_timer(kind, task.sid)
     emit(tx, event_type, resource=task, task=task, description=f"Task {task.sid} deleted")
     tx.session.flush()
+    tx.unwake_task(task)  # canceling its offers woke it; a deleted task must not be offered again
     tx.session.delete(task)
 
 

@@ -24,14 +24,18 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
     now = router.clock.now()
     with router.read() as session:
         due = session.execute(
-            select(Timer.id, Timer.workspace_sid, Timer.kind, Timer.subject_sid)
+            select(Timer.id, Timer.workspace_sid, Timer.kind, Timer.subject_sid, Timer.due_at)
             .where(Timer.due_at <= now).order_by(Timer.due_at, Timer.id).limit(limit)
         ).all()
     fired = 0
-    for timer_id, workspace_sid, kind, subject_sid in due:
+    for timer_id, workspace_sid, kind, subject_sid, due_at in due:
         try:
             with router.transaction(workspace_sid) as tx:
-                claimed = tx.session.execute(delete(Timer).where(Timer.id == timer_id)).rowcount
+                # SQLite hands a deleted row's id to the next insert, so an id alone may now name a
+                # timer created while this sweep ran: claim the row only if it is still this one.
+                claimed = tx.session.execute(delete(Timer).where(
+                    Timer.id == timer_id, Timer.kind == kind, Timer.subject_sid == subject_sid, Timer.due_at == due_at,
+                )).rowcount
                 if not claimed:
                     continue  # another process fired it, or the subject moved on and cancelled it
                 HANDLERS[kind](tx, subject_sid)

@@ -110,15 +110,16 @@ def delete_worker(router: Router, workspace_sid: str, worker_sid: str, *, if_mat
 
 
 def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: bool = False,
-                 wake: bool = True) -> bool:
+                 wake: bool = True, keep_pending: bool = False) -> bool:
     """Move `worker` to `activity` with its event; returns False when it was already there.
 
     Moving to an unavailable activity while reservations are pending needs `reject_pending`
-    (they are rejected); moving between available activities keeps them.
+    (they are rejected); moving between available activities keeps them. `keep_pending` is for
+    the engine's own move to a queue's reservation activity, which the pending offer itself causes.
     """
     if activity.sid == worker.activity_sid:
         return False
-    if not activity.available:
+    if not activity.available and not keep_pending:
         pending = list(tx.session.scalars(
             select(Reservation).where(Reservation.worker_sid == worker.sid, Reservation.reservation_status == "pending")
         ))

@@ -131,3 +131,64 @@ def center(router, clock):
     center = Center(router, clock)
     yield center
     center.assert_consistent()
+
+
+# -- "changes nothing" and event lookups (lifecycle, timer, event and bad-input scenarios) -----------
+
+def snapshot(center) -> dict:
+    """Every row the engine keeps for the workspace, and how many events and outbox messages it has.
+
+    Two equal snapshots mean an operation changed nothing: no task, reservation, worker, channel,
+    queue, workflow, activity or timer row, and no event or callback was written.
+    """
+    from sqlalchemy import func
+
+    from callcenter.routing.models import OutboxMessage, TaskQueue, Timer, Workflow
+
+    def rows(session, model):
+        table = model.__table__
+        found = session.scalars(select(model).where(model.workspace_sid == center.ws)
+                                .order_by(*table.primary_key.columns))
+        return [{column.key: getattr(row, column.key) for column in table.columns} for row in found]
+
+    with center.router.read() as session:
+        state = {model.__tablename__: rows(session, model)
+                 for model in (Task, Reservation, Worker, WorkerChannel, TaskQueue, Workflow, Activity, Timer)}
+        for model in (Event, OutboxMessage):
+            state[model.__tablename__] = session.scalar(
+                select(func.count()).select_from(model).where(model.workspace_sid == center.ws))
+    return state
+
+
+@pytest.fixture
+def unchanged(center):
+    """`with unchanged(): ...` fails if the block changed any row of the workspace or wrote an event."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check():
+        before = snapshot(center)
+        yield
+        after = snapshot(center)
+        for table in before:
+            assert after[table] == before[table], f"{table} changed"
+
+    return check
+
+
+@pytest.fixture
+def events(center):
+    """`events("task.canceled", task_sid=...)`: the matching events' `event_data`, oldest first."""
+
+    def find(event_type=None, *, task_sid=None, resource_sid=None) -> list[dict]:
+        with center.router.read() as session:
+            query = select(Event).where(Event.workspace_sid == center.ws).order_by(Event.id)
+            if event_type:
+                query = query.where(Event.event_type == event_type)
+            if task_sid:
+                query = query.where(Event.task_sid == task_sid)
+            if resource_sid:
+                query = query.where(Event.resource_sid == resource_sid)
+            return [json.loads(event.event_data) for event in session.scalars(query)]
+
+    return find

@@ -1,0 +1,92 @@
+"""Accounts and API keys: who may see and change which workspaces.
+
+An account authenticates with its sid and auth token, or with an API key (`SK...` and its
+secret), exactly as Twilio's REST API does. Every workspace belongs to one account and is
+invisible to the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .errors import InvalidParameter, NotFound
+from .models import Account, ApiKey
+from .router import Router
+from .sids import is_sid, new_sid
+
+
+@dataclass(frozen=True)
+class Credentials:
+    sid: str
+    secret: str
+
+
+def _hash_secret(salt: str, secret: str) -> str:
+    # API key secrets are 32 random bytes, so a fast keyed hash is enough (no password stretching).
+    return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def create_account(router: Router, friendly_name: str = "Local account", *, sid: str | None = None,
+                   auth_token: str | None = None) -> Credentials:
+    """Create an account (with the given sid and token, or fresh random ones) and return its credentials."""
+    sid = sid or new_sid("AC")
+    if not is_sid(sid, "AC"):
+        raise InvalidParameter(f"{sid!r} is not an account sid (AC followed by 32 hex digits)")
+    auth_token = auth_token or secrets.token_hex(16)
+    with router.transaction(None) as tx:
+        tx.session.add(Account(sid=sid, friendly_name=friendly_name, auth_token=auth_token, date_created=tx.now))
+    return Credentials(sid, auth_token)
+
+
+def ensure_account(router: Router, sid: str, auth_token: str) -> None:
+    """Make the account exist with this token (the one configured in the environment)."""
+    with router.transaction(None) as tx:
+        account = tx.session.get(Account, sid)
+        if account is None:
+            tx.session.add(Account(sid=sid, friendly_name="Default account", auth_token=auth_token,
+                                   date_created=tx.now))
+        elif account.auth_token != auth_token:
+            account.auth_token = auth_token
+
+
+def has_accounts(router: Router) -> bool:
+    with router.read() as session:
+        return session.scalar(select(Account.sid).limit(1)) is not None
+
+
+def create_api_key(router: Router, account_sid: str, friendly_name: str = "API key") -> Credentials:
+    """Create an API key for an account; the secret is shown once and only its hash is kept."""
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
+    with router.transaction(None) as tx:
+        if tx.session.get(Account, account_sid) is None:
+            raise NotFound(f"Account {account_sid} not found")
+        key = ApiKey(sid=new_sid("SK"), account_sid=account_sid, friendly_name=friendly_name, secret_salt=salt,
+                     secret_hash=_hash_secret(salt, secret), date_created=tx.now)
+        tx.session.add(key)
+    return Credentials(key.sid, secret)
+
+
+def authenticate(router: Router, username: str, password: str) -> str | None:
+    """The account sid these Basic-auth credentials belong to, or None."""
+    with router.read() as session:
+        if username.startswith("AC"):
+            account = session.get(Account, username)
+            if account is not None and hmac.compare_digest(account.auth_token, password):
+                return account.sid
+        elif username.startswith("SK"):
+            key = session.get(ApiKey, username)
+            if key is not None and hmac.compare_digest(key.secret_hash, _hash_secret(key.secret_salt, password)):
+                return key.account_sid
+    return None
+
+
+def auth_token_of(router: Router, account_sid: str) -> str | None:
+    with router.read() as session:
+        account = session.get(Account, account_sid)
+        return account.auth_token if account else None

@@ -1,0 +1,461 @@
+"""Matching: which available worker gets which waiting task, and when."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from callcenter.routing import ReservationNotPending, queues, workers, workspaces
+from tests.routing.conftest import Center
+
+
+@pytest.fixture
+def single_tasking(router, clock):
+    """A workspace created with multitasking off: one task at a time per worker, across channels."""
+    center = Center(router, clock, multi_task_enabled=False)
+    yield center
+    center.assert_consistent()
+
+
+def set_channel(center, worker_sid, channel, **changes):
+    return workers.update_worker_channel(center.router, center.ws, worker_sid, channel, **changes)
+
+
+def route(expression, *targets):
+    return {"filter_friendly_name": "Route", "expression": expression, "targets": list(targets)}
+
+
+def reserved_worker(center, task_sid):
+    return center.pending_reservation(task_sid).worker_sid
+
+
+def serve(center, worker_sid):
+    """Accept and complete the worker's pending reservation; return the task it was for."""
+    [reservation] = center.reservations(worker_sid=worker_sid, status="pending")
+    center.accept(reservation.sid)
+    center.complete(reservation.task_sid)
+    return reservation.task_sid
+
+
+def served_in_order(center, worker_sid, count):
+    return [serve(center, worker_sid) for _ in range(count)]
+
+
+# -- who is eligible -------------------------------------------------------------------------------
+
+def test_worker_in_an_unavailable_activity_is_not_reserved(center):
+    center.workflow(default=center.queue())
+    center.worker("alice", available=False)
+    task = center.task()
+    assert center.reservations(task_sid=task) == []
+    assert center.get_task(task).assignment_status == "pending"
+
+
+def test_worker_whose_channel_is_unavailable_is_not_reserved(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    set_channel(center, alice, "voice", available=False)
+    task = center.task(task_channel="voice")
+    assert center.reservations(task_sid=task) == []
+
+
+def test_worker_without_free_capacity_is_not_reserved(center):
+    center.workflow(default=center.queue())
+    center.worker("alice")
+    center.task()
+    second = center.task()
+    assert center.reservations(task_sid=second) == []
+
+
+def test_worker_outside_the_queue_is_not_reserved(center):
+    center.workflow(default=center.queue("Spanish", "languages HAS 'es'"))
+    center.worker("alice", {"languages": ["en"]})
+    task = center.task()
+    assert center.reservations(task_sid=task) == []
+
+
+# -- which worker: longest idle --------------------------------------------------------------------
+
+def test_longest_idle_worker_is_reserved_first(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.advance(5)
+    center.worker("bob")
+    assert reserved_worker(center, center.task()) == alice
+
+
+def test_worker_who_just_finished_a_task_waits_behind_one_idle_longer(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.advance(1)
+    bob = center.worker("bob")
+    center.advance(1)
+    first = center.task()
+    assert reserved_worker(center, first) == alice
+    center.advance(10)
+    serve(center, alice)  # alice is idle again from now on; bob has been since t=1
+    center.advance(10)
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_idle_time_counts_from_becoming_available(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.advance(5)
+    bob = center.worker("bob")
+    center.advance(5)
+    center.set_activity(alice, "Offline")
+    center.set_activity(alice, "Available")  # alice has waited less than bob now
+    center.advance(5)
+    assert reserved_worker(center, center.task()) == bob
+
+
+# -- which worker: order_by ------------------------------------------------------------------------
+
+def test_order_by_ascending_offers_the_lowest_value_first(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.level ASC"})])
+    center.worker("alice", {"level": 5})
+    center.advance(1)
+    bob = center.worker("bob", {"level": 2})
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_order_by_descending_offers_the_highest_value_first(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.level DESC"})])
+    center.worker("alice", {"level": 2})
+    center.advance(1)
+    bob = center.worker("bob", {"level": 5})
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_order_by_later_clause_breaks_ties_as_documented(center):
+    # Reference §3.5: "worker.finance ASC, worker.support ASC", Alice {10, 8}, Bob {10, 5} => Bob first.
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.finance ASC, worker.support ASC"})])
+    center.worker("Alice", {"finance": 10, "support": 8})
+    center.advance(1)
+    bob = center.worker("Bob", {"finance": 10, "support": 5})
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_order_by_puts_workers_missing_the_attribute_last_when_descending(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.level DESC"})])
+    center.worker("alice", {})
+    center.advance(1)
+    bob = center.worker("bob", {"level": 1})
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_order_by_puts_workers_missing_the_attribute_last_when_ascending(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.level ASC"})])
+    center.worker("alice", {"level": "high"})  # not an integer: treated as missing
+    center.advance(1)
+    bob = center.worker("bob", {"level": 9})
+    assert reserved_worker(center, center.task()) == bob
+
+
+def test_order_by_ties_fall_back_to_longest_idle(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "order_by": "worker.level ASC"})])
+    alice = center.worker("alice", {"level": 3})
+    center.advance(1)
+    center.worker("bob", {"level": 3})
+    assert reserved_worker(center, center.task()) == alice
+
+
+# -- which task ------------------------------------------------------------------------------------
+
+def test_fifo_queue_serves_higher_priority_first_then_oldest(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice", available=False)
+    low = center.task(priority=0)
+    center.advance(1)
+    high_old = center.task(priority=5)
+    center.advance(1)
+    high_new = center.task(priority=5)
+    center.set_activity(alice, "Available")
+    assert served_in_order(center, alice, 3) == [high_old, high_new, low]
+
+
+def test_lifo_queue_serves_newest_first_ignoring_priority(center):
+    center.workflow(default=center.queue(task_order="LIFO"))
+    alice = center.worker("alice", available=False)
+    urgent_old = center.task(priority=10)
+    center.advance(1)
+    middle = center.task(priority=0)
+    center.advance(1)
+    newest = center.task(priority=0)
+    center.set_activity(alice, "Available")
+    assert served_in_order(center, alice, 3) == [newest, middle, urgent_old]
+
+
+def test_fifo_queue_orders_by_virtual_start_time(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice", available=False)
+    newer = center.task()
+    center.advance(60)
+    earlier_start = center.clock.now() - timedelta(seconds=120)
+    recreated = center.task(virtual_start_time=earlier_start)
+    center.set_activity(alice, "Available")
+    assert reserved_worker(center, recreated) == alice
+    assert center.reservations(task_sid=newer) == []
+
+
+def _fifo_and_lifo_tasks(center):
+    fifo, lifo = center.queue("Fifo"), center.queue("Lifo", task_order="LIFO")
+    center.workflow(filters=[route("kind == 'fifo'", {"queue": fifo}), route("kind == 'lifo'", {"queue": lifo})])
+    made = {}
+    for name in ("F1", "L1", "F2", "L2"):
+        made[name] = center.task({"kind": "fifo" if name[0] == "F" else "lifo"})
+        center.advance(1)
+    return made
+
+
+@pytest.mark.parametrize("order, expected", [("FIFO", ["F1", "F2", "L2", "L1"]), ("LIFO", ["L2", "L1", "F1", "F2"])])
+def test_prioritize_queue_order_decides_which_queue_type_is_served_first(center, order, expected):
+    workspaces.update_workspace(center.router, center.ws, prioritize_queue_order=order)
+    made = _fifo_and_lifo_tasks(center)
+    alice = center.worker("alice", available=False)
+    center.set_activity(alice, "Available")
+    names = {sid: name for name, sid in made.items()}
+    assert [names[sid] for sid in served_in_order(center, alice, 4)] == expected
+
+
+# -- several reservations per task -----------------------------------------------------------------
+
+def _three_workers_and_a_broadcast_task(center):
+    center.workflow(default=center.queue(max_reserved_workers=3))
+    team = []
+    for name in ("alice", "bob", "carol"):
+        team.append(center.worker(name))
+        center.advance(1)
+    return team, center.task()
+
+
+def test_max_reserved_workers_reserves_several_workers(center):
+    team, task = _three_workers_and_a_broadcast_task(center)
+    reserved = {r.worker_sid for r in center.reservations(task_sid=task, status="pending")}
+    assert reserved == set(team)
+    assert center.event_types(task_sid=task).count("reservation.created") == 3
+
+
+def test_first_accept_rescinds_the_other_reservations(center):
+    _, task = _three_workers_and_a_broadcast_task(center)
+    first = center.reservations(task_sid=task)[0]
+    center.accept(first.sid)
+    statuses = [r.reservation_status for r in center.reservations(task_sid=task)]
+    assert statuses == ["accepted", "rescinded", "rescinded"]
+    assert center.event_types(task_sid=task).count("reservation.rescinded") == 2
+
+
+def test_accepting_a_rescinded_reservation_is_refused_with_410(center):
+    _, task = _three_workers_and_a_broadcast_task(center)
+    first, second, _ = center.reservations(task_sid=task)
+    center.accept(first.sid)
+    with pytest.raises(ReservationNotPending) as caught:
+        center.accept(second.sid)
+    assert caught.value.status == 410
+    assert center.get_task(task).assignment_status == "assigned"
+
+
+def test_rescinded_workers_are_offered_the_next_waiting_task(center):
+    _, task = _three_workers_and_a_broadcast_task(center)
+    waiting = center.task()  # nobody has capacity left
+    first, second, third = center.reservations(task_sid=task)
+    center.accept(first.sid)
+    offered = {r.worker_sid for r in center.reservations(task_sid=waiting, status="pending")}
+    assert offered == {second.worker_sid, third.worker_sid}
+
+
+def test_task_stays_reserved_until_every_reservation_has_ended(center):
+    _, task = _three_workers_and_a_broadcast_task(center)
+    first, second, third = center.reservations(task_sid=task)
+    center.reject(first.sid)
+    center.reject(second.sid)
+    assert center.get_task(task).assignment_status == "reserved"
+    center.reject(third.sid)
+    assert center.get_task(task).assignment_status == "pending"
+
+
+# -- multitasking capacity -------------------------------------------------------------------------
+
+def test_capacity_two_on_chat_takes_two_chat_tasks(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    set_channel(center, alice, "chat", capacity=2)
+    tasks = [center.task(task_channel="chat") for _ in range(3)]
+    assert [len(center.reservations(task_sid=t)) for t in tasks] == [1, 1, 0]
+
+
+def test_capacity_zero_takes_no_tasks(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    set_channel(center, alice, "chat", capacity=0)
+    task = center.task(task_channel="chat")
+    assert center.reservations(task_sid=task) == []
+
+
+def test_channel_marked_unavailable_takes_no_tasks_but_other_channels_do(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    set_channel(center, alice, "chat", available=False)
+    chat = center.task(task_channel="chat")
+    call = center.task(task_channel="voice")
+    assert center.reservations(task_sid=chat) == []
+    assert reserved_worker(center, call) == alice
+
+
+def test_multitasking_worker_takes_tasks_on_several_channels_at_once(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    chat = center.task(task_channel="chat")
+    assert reserved_worker(center, call) == alice
+    assert reserved_worker(center, chat) == alice
+
+
+def test_raising_capacity_offers_a_waiting_task(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.task(task_channel="chat")
+    waiting = center.task(task_channel="chat")
+    set_channel(center, alice, "chat", capacity=2)
+    assert reserved_worker(center, waiting) == alice
+
+
+def test_multitasking_workspace_leaves_the_activity_alone_on_reserve(center):
+    reserved = center.activity("Reserved", available=False)
+    center.workflow(default=center.queue(reservation_activity_sid=reserved))
+    alice = center.worker("alice")
+    center.task()
+    assert center.activity_name(alice) == "Available"
+
+
+# -- single-tasking workspaces ---------------------------------------------------------------------
+
+def test_single_tasking_worker_takes_one_task_across_channels(single_tasking):
+    center = single_tasking
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    chat = center.task(task_channel="chat")
+    assert reserved_worker(center, call) == alice
+    assert center.reservations(task_sid=chat) == []
+
+
+def test_single_tasking_worker_gets_the_next_task_after_finishing(single_tasking):
+    center = single_tasking
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    chat = center.task(task_channel="chat")
+    assert serve(center, alice) == call
+    assert reserved_worker(center, chat) == alice
+
+
+def test_single_tasking_reservation_moves_worker_to_queue_reservation_activity(single_tasking):
+    center = single_tasking
+    reserved = center.activity("Reserved", available=False)
+    center.workflow(default=center.queue(reservation_activity_sid=reserved))
+    alice = center.worker("alice")
+    center.task()
+    assert center.activity_name(alice) == "Reserved"
+
+
+def test_single_tasking_accept_moves_worker_to_queue_assignment_activity(single_tasking):
+    center = single_tasking
+    reserved, busy = center.activity("Reserved", available=False), center.activity("Busy", available=False)
+    center.workflow(default=center.queue(reservation_activity_sid=reserved, assignment_activity_sid=busy))
+    alice = center.worker("alice")
+    task = center.task()
+    center.accept(center.pending_reservation(task).sid)
+    assert center.activity_name(alice) == "Busy"
+
+
+def test_single_tasking_reject_returns_worker_to_the_activity_before_the_reservation(single_tasking):
+    center = single_tasking
+    reserved = center.activity("Reserved", available=False)
+    center.workflow(default=center.queue(reservation_activity_sid=reserved))
+    alice = center.worker("alice")
+    task = center.task()
+    center.reject(center.pending_reservation(task).sid)
+    assert center.activity_name(alice) == "Available"
+    assert center.reservations(task_sid=task, status="pending") == []
+
+
+# -- rejections ------------------------------------------------------------------------------------
+
+def test_rejected_task_is_offered_to_the_next_worker(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.advance(1)
+    bob = center.worker("bob")
+    task = center.task()
+    assert reserved_worker(center, task) == alice
+    center.reject(center.pending_reservation(task).sid)
+    assert reserved_worker(center, task) == bob
+
+
+def test_worker_who_rejected_is_not_offered_the_task_again_in_the_same_target(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    task = center.task()
+    center.reject(center.pending_reservation(task).sid)
+    center.advance(60)
+    center.set_activity(alice, "Offline")
+    center.set_activity(alice, "Available")
+    assert center.reservations(task_sid=task, status="pending") == []
+
+
+def test_worker_who_rejected_is_offered_the_task_again_once_it_moves_on(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "timeout": 30}, {"timeout": 30})])
+    alice = center.worker("alice")
+    task = center.task()
+    center.reject(center.pending_reservation(task).sid)
+    center.advance(30)
+    assert reserved_worker(center, task) == alice
+
+
+# -- matching woken by changes ---------------------------------------------------------------------
+
+def test_worker_becoming_available_picks_up_the_best_waiting_task(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice", available=False)
+    center.task(priority=1)
+    center.advance(1)
+    best = center.task(priority=9)
+    center.set_activity(alice, "Available")
+    assert reserved_worker(center, best) == alice
+
+
+def test_worker_whose_attributes_join_a_queue_picks_up_its_waiting_task(center):
+    center.workflow(default=center.queue("Spanish", "languages HAS 'es'"))
+    alice = center.worker("alice", {"languages": ["en"]})
+    task = center.task()
+    workers.update_worker(center.router, center.ws, alice, attributes=json.dumps({"languages": ["en", "es"]}))
+    assert reserved_worker(center, task) == alice
+
+
+def test_changing_queue_target_workers_rematches_its_waiting_tasks(center):
+    queue = center.queue("Spanish", "languages HAS 'es'")
+    center.workflow(default=queue)
+    alice = center.worker("alice", {"languages": ["en"]})
+    task = center.task()
+    queues.update_task_queue(center.router, center.ws, queue, target_workers="languages HAS 'en'")
+    assert reserved_worker(center, task) == alice
+
+
+def test_worker_freed_by_completing_a_task_picks_up_the_waiting_one(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.task()
+    waiting = center.task()
+    serve(center, alice)
+    assert reserved_worker(center, waiting) == alice

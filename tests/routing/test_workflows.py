@@ -1,0 +1,463 @@
+"""Workflows: configuration checked on save, and tasks moved through filters and targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from callcenter.routing import InvalidParameter, tasks, workflows
+from callcenter.routing.models import Event, Workflow
+from callcenter.routing.sids import new_sid
+
+
+def route(expression, *targets, name="Route"):
+    return {"filter_friendly_name": name, "expression": expression, "targets": list(targets)}
+
+
+def configuration(*filters, default=None):
+    routing = {"filters": list(filters)}
+    if default is not None:
+        routing["default_filter"] = default
+    return json.dumps({"task_routing": routing})
+
+
+def rejected_configuration(center, text):
+    """Save `text` as a workflow and return the error it was refused with."""
+    with pytest.raises(InvalidParameter) as caught:
+        workflows.create_workflow(center.router, center.ws, friendly_name="Bad", configuration=text)
+    assert caught.value.code == 20001
+    return str(caught.value)
+
+
+def update_attributes(center, task_sid, attributes):
+    tasks.update_task(center.router, center.ws, task_sid, attributes=json.dumps(attributes))
+
+
+def queues_entered(center, task_sid):
+    with center.router.read() as session:
+        return list(session.scalars(
+            select(Event.task_queue_sid).where(Event.task_sid == task_sid, Event.event_type == "task-queue.entered")
+            .order_by(Event.id)))
+
+
+# -- configuration checked on save -----------------------------------------------------------------
+
+def test_configuration_that_is_not_json_is_rejected(center):
+    message = rejected_configuration(center, "{task_routing: ")
+    assert "not valid JSON" in message
+
+
+def test_configuration_without_task_routing_is_rejected(center):
+    message = rejected_configuration(center, json.dumps({"filters": []}))
+    assert "task_routing" in message
+
+
+def test_unknown_queue_is_rejected_naming_the_filter_and_target_it_came_from(center):
+    sales = center.queue("Sales")
+    missing = new_sid("WQ")
+    message = rejected_configuration(center, configuration(
+        route("type == 'sales'", {"queue": sales, "timeout": 10}, {"queue": missing}, name="Sales")))
+    assert missing in message
+    assert "filter 'Sales' target 2" in message
+
+
+def test_queue_of_another_workspace_is_rejected_as_unknown(center):
+    from callcenter.routing import queues, workspaces
+
+    other = workspaces.create_workspace(center.router, account_sid="AC" + "1" * 32, friendly_name="Other").sid
+    foreign = queues.create_task_queue(center.router, other, friendly_name="Foreign").sid
+    message = rejected_configuration(center, configuration(default={"queue": foreign}))
+    assert foreign in message
+    assert "default_filter" in message
+
+
+def test_bad_filter_expression_is_rejected_naming_filter_and_column(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(route("type == ", {"queue": sales}, name="Sales")))
+    assert "filter 'Sales' expression" in message
+    assert "column 9" in message
+
+
+def test_target_expression_key_without_task_or_worker_prefix_is_rejected(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(
+        route("1==1", {"queue": sales, "expression": "agent_id == task.agent_id"}, name="Sales")))
+    assert "filter 'Sales' target 1 expression" in message
+    assert "agent_id" in message
+
+
+def test_bad_order_by_is_rejected(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(
+        route("1==1", {"queue": sales, "order_by": "worker.level SIDEWAYS"}, name="Sales")))
+    assert "filter 'Sales' target 1 order_by" in message
+
+
+def test_bad_skip_if_is_rejected(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(
+        route("1==1", {"queue": sales, "skip_if": "workers.available >"}, name="Sales")))
+    assert "filter 'Sales' target 1 skip_if" in message
+
+
+def test_default_filter_with_a_timeout_is_rejected(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(default={"queue": sales, "timeout": 30}))
+    assert "default_filter" in message
+    assert "timeout" in message
+
+
+def test_non_integer_target_priority_is_rejected(center):
+    sales = center.queue("Sales")
+    message = rejected_configuration(center, configuration(
+        route("1==1", {"queue": sales, "priority": "high"}, name="Sales")))
+    assert "filter 'Sales' target 1 priority" in message
+
+
+def test_rejected_create_leaves_no_workflow_and_no_event(center):
+    with center.router.read() as session:
+        events_before = session.scalar(select(func.count()).select_from(Event))
+    rejected_configuration(center, configuration(default={"queue": new_sid("WQ")}))
+    with center.router.read() as session:
+        assert session.scalar(select(func.count()).select_from(Workflow)) == 0
+        assert session.scalar(select(func.count()).select_from(Event)) == events_before
+
+
+def test_rejected_update_keeps_the_saved_configuration(center):
+    sales = center.queue("Sales")
+    workflow = center.workflow(default=sales)
+    with pytest.raises(InvalidParameter):
+        workflows.update_workflow(center.router, center.ws, workflow,
+                                  configuration=configuration(default={"queue": new_sid("WQ")}))
+    with center.router.read() as session:
+        saved = session.get(Workflow, workflow).configuration
+    assert json.loads(saved)["task_routing"]["default_filter"] == {"queue": sales}
+
+
+# -- filters ---------------------------------------------------------------------------------------
+
+def test_first_matching_filter_wins(center):
+    sales, everyone = center.queue("Sales"), center.queue("Everyone")
+    center.workflow(filters=[route("type == 'sales'", {"queue": sales}),
+                             route("1==1", {"queue": everyone})])
+    task = center.task({"type": "sales"})
+    assert center.get_task(task).task_queue_sid == sales
+
+
+def test_filters_are_tried_top_down_until_one_matches(center):
+    sales, support = center.queue("Sales"), center.queue("Support")
+    center.workflow(filters=[route("type == 'sales'", {"queue": sales}),
+                             route("type == 'support'", {"queue": support})])
+    task = center.task({"type": "support"})
+    assert center.get_task(task).task_queue_sid == support
+
+
+def test_task_matching_no_filter_goes_to_default_filter(center):
+    sales, general = center.queue("Sales"), center.queue("General")
+    center.workflow(filters=[route("type == 'sales'", {"queue": sales})], default=general)
+    task = center.task({"type": "billing"})
+    assert center.get_task(task).task_queue_sid == general
+
+
+# -- targets ---------------------------------------------------------------------------------------
+
+def test_later_target_without_queue_inherits_the_previous_queue(center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[route("1==1", {"queue": sales, "timeout": 10}, {"priority": 5})])
+    task = center.task()
+    center.advance(10)
+    moved = center.get_task(task)
+    assert (moved.task_queue_sid, moved.target_index, moved.priority) == (sales, 1, 5)
+
+
+def test_target_priority_sets_the_task_priority(center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[route("1==1", {"queue": sales, "priority": 10})])
+    task = center.task(priority=1)
+    assert center.get_task(task).priority == 10
+
+
+def test_target_without_priority_keeps_the_task_priority(center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[route("1==1", {"queue": sales})])
+    task = center.task(priority=3)
+    assert center.get_task(task).priority == 3
+
+
+def test_target_timeouts_add_up_against_the_task_age(center):
+    q1, q2, q3 = center.queue("Q1"), center.queue("Q2"), center.queue("Q3")
+    center.workflow(filters=[route("1==1", {"queue": q1, "timeout": 10}, {"queue": q2, "timeout": 10},
+                                   {"queue": q3, "timeout": 10})])
+    task = center.task()
+    positions = {}
+    elapsed = 0
+    for age in (9, 10, 19, 20, 29):
+        center.advance(age - elapsed)
+        elapsed = age
+        positions[age] = center.get_task(task).task_queue_sid
+    assert positions == {9: q1, 10: q2, 19: q2, 20: q3, 29: q3}
+
+
+def test_moving_to_the_next_target_emits_timeout_and_moved_events(center):
+    q1, q2 = center.queue("Q1"), center.queue("Q2")
+    center.workflow(filters=[route("1==1", {"queue": q1, "timeout": 10}, {"queue": q2})])
+    task = center.task()
+    center.advance(10)
+    events = center.event_types(task_sid=task)
+    assert events[-4:] == ["task-queue.timeout", "workflow.target-matched", "task-queue.moved", "task-queue.entered"]
+
+
+def test_documented_example_reservation_timeout_does_not_restart_the_step_clock(center):
+    # Reference §3.3: Q1/Q2/Q3 each with timeout 10 and a reservation timeout of 5 s. The task is in
+    # Q2 when a reservation made at t=3 times out at t=8; Q2's step still ends at age 20 (the sum of
+    # the Q1 and Q2 timeouts), 12 s later, not 10 s after the task entered Q2.
+    q1, q2, q3 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'"), center.queue("Q3")
+    center.workflow(filters=[route("1==1", {"queue": q1, "timeout": 10, "skip_if": "1==1"},
+                                   {"queue": q2, "timeout": 10}, {"queue": q3, "timeout": 10})],
+                    task_reservation_timeout=5)
+    bob = center.worker("bob", {"team": "two"}, available=False)
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+    center.advance(3)
+    center.set_activity(bob, "Available")
+    assert center.pending_reservation(task).worker_sid == bob
+    center.advance(5)
+    assert center.reservations(task_sid=task)[0].reservation_status == "timeout"
+    center.advance(11)  # age 19
+    assert center.get_task(task).task_queue_sid == q2
+    center.advance(1)  # age 20
+    assert center.get_task(task).task_queue_sid == q3
+
+
+def test_timing_out_of_the_last_target_cancels_the_task(center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[route("1==1", {"queue": sales, "timeout": 30})])
+    task = center.task()
+    center.advance(30)
+    canceled = center.get_task(task)
+    assert (canceled.assignment_status, canceled.reason) == ("canceled", "Workflow Timeout")
+    assert center.event_types(task_sid=task)[-2:] == ["workflow.timeout", "task.canceled"]
+
+
+def test_timing_out_of_the_last_target_withdraws_the_pending_reservation(center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[route("1==1", {"queue": sales, "timeout": 30})])
+    alice = center.worker("alice")
+    task = center.task()
+    reservation = center.pending_reservation(task).sid
+    center.advance(30)
+    assert center.reservations(task_sid=task)[0].reservation_status == "canceled"
+    assert center.reservations(task_sid=task)[0].sid == reservation
+    assert center.channel(alice, "default").reserved_tasks == 0
+
+
+def test_target_already_expired_when_the_task_reaches_it_is_stepped_over(center):
+    q1, q2, q3 = center.queue("Q1"), center.queue("Q2"), center.queue("Q3")
+    center.workflow(filters=[route("1==1", {"queue": q1, "timeout": 10}, {"queue": q2, "timeout": 10},
+                                   {"queue": q3, "timeout": 10})])
+    task = center.task()
+    center.advance(25)  # the Q1 timer fires late, when Q2's step (ending at age 20) is already over
+    assert center.get_task(task).task_queue_sid == q3
+    assert queues_entered(center, task) == [q1, q3]
+
+
+def test_task_updated_into_a_filter_whose_early_targets_expired_enters_the_first_live_one(center):
+    q1, q2, general = center.queue("Q1"), center.queue("Q2"), center.queue("General")
+    center.workflow(filters=[route("vip == true", {"queue": q1, "timeout": 10}, {"queue": q2, "timeout": 10})],
+                    default=general)
+    task = center.task({"vip": False})
+    center.advance(15)
+    update_attributes(center, task, {"vip": True})
+    assert center.get_task(task).task_queue_sid == q2
+
+
+# -- skip_if ---------------------------------------------------------------------------------------
+
+def test_skip_if_skips_the_target_when_nobody_is_available(center):
+    q1, q2 = center.queue("Q1"), center.queue("Q2")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": "workers.available == 0"}, {"queue": q2})])
+    center.worker("alice", available=False)
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+
+
+def test_skip_if_is_not_evaluated_when_a_reservation_can_be_made(center):
+    q1, q2 = center.queue("Q1"), center.queue("Q2")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": "1==1"}, {"queue": q2})])
+    alice = center.worker("alice")
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q1
+    assert center.pending_reservation(task).worker_sid == alice
+
+
+def test_skip_if_one_equals_one_skips_when_the_available_workers_are_busy(center):
+    q1, q2 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'")
+    center.workflow(filters=[route("step == 'first'", {"queue": q1}),
+                             route("1==1", {"queue": q1, "skip_if": "1==1"}, {"queue": q2})])
+    center.worker("alice", {"team": "one"})
+    center.task({"step": "first"})  # alice's only unit of capacity
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+
+
+def test_skip_if_workers_available_counts_busy_workers_as_available(center):
+    q1, q2 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'")
+    center.workflow(filters=[route("step == 'first'", {"queue": q1}),
+                             route("1==1", {"queue": q1, "skip_if": "workers.available == 0"}, {"queue": q2})])
+    center.worker("alice", {"team": "one"})
+    center.task({"step": "first"})
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q1
+
+
+def test_skip_if_counts_workers_by_activity_sid(center):
+    q1, q2 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'")
+    on_break = center.activity("Break", available=False)
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": f"workers.{on_break} >= 1"}, {"queue": q2})])
+    alice = center.worker("alice", {"team": "one"}, available=False)
+    center.set_activity(alice, "Break")
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+
+
+def test_skip_if_on_an_activity_nobody_is_in_does_not_skip(center):
+    q1, q2 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'")
+    on_break = center.activity("Break", available=False)
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": f"workers.{on_break} >= 1"}, {"queue": q2})])
+    center.worker("alice", {"team": "one"}, available=False)  # Offline, not on Break
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q1
+
+
+def test_skipping_out_of_a_filter_tries_the_next_matching_filter(center):
+    q1, q2 = center.queue("Q1"), center.queue("Q2")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": "workers.available == 0"}),
+                             route("1==1", {"queue": q2})])
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+
+
+def test_skipping_out_of_the_last_filter_goes_to_the_default_filter(center):
+    q1, general = center.queue("Q1"), center.queue("General")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": "workers.available == 0"})], default=general)
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == general
+
+
+def test_skipping_out_of_the_last_filter_without_default_cancels_the_task(center):
+    q1 = center.queue("Q1")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": "workers.available == 0"})])
+    task = center.task()
+    canceled = center.get_task(task)
+    assert (canceled.assignment_status, canceled.reason) == ("canceled", "Workflow Skipped")
+    assert center.event_types(task_sid=task)[-2:] == ["workflow.skipped", "task.canceled"]
+
+
+# -- known workers and target expressions ----------------------------------------------------------
+
+def test_known_worker_sid_routes_to_that_worker(center):
+    support = center.queue("Support")
+    center.workflow(filters=[route("1==1", {"queue": support, "known_worker_sid": "task.agent_sid"})])
+    center.worker("alice")
+    bob = center.worker("bob")
+    task = center.task({"agent_sid": bob})
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+def test_known_worker_who_is_unavailable_is_waited_for(center):
+    support = center.queue("Support")
+    center.workflow(filters=[route("1==1", {"queue": support, "known_worker_sid": "task.agent_sid"})])
+    center.worker("alice")
+    bob = center.worker("bob", available=False)
+    task = center.task({"agent_sid": bob})
+    assert center.reservations(task_sid=task) == []
+    center.set_activity(bob, "Available")
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+def test_known_worker_friendly_name_routes_to_that_worker(center):
+    support = center.queue("Support")
+    center.workflow(filters=[route("1==1", {"queue": support, "known_worker_friendly_name": "task.agent"})])
+    center.worker("alice")
+    bob = center.worker("bob")
+    task = center.task({"agent": "bob"})
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+def test_target_expression_compares_task_and_worker_attributes(center):
+    support = center.queue("Support")
+    center.workflow(filters=[route("1==1", {"queue": support,
+                                            "expression": "task.language IN worker.languages"})])
+    center.worker("alice", {"languages": ["en"]})
+    bob = center.worker("bob", {"languages": ["en", "es"]})
+    task = center.task({"language": "es"})
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+def test_target_expression_reads_worker_channel_assigned_tasks(center):
+    support = center.queue("Support")
+    center.workflow(filters=[route("type == 'chat'", {"queue": support,
+                                                      "expression": "worker.channel.voice.assigned_tasks == 0"})],
+                    default=support)
+    alice = center.worker("alice")
+    center.advance(1)
+    bob = center.worker("bob")  # alice has been idle longer on every channel
+    call = center.task({"type": "call"}, task_channel="voice")
+    assert center.pending_reservation(call).worker_sid == alice
+    center.accept(center.pending_reservation(call).sid)
+    chat = center.task({"type": "chat"}, task_channel="chat")
+    assert center.pending_reservation(chat).worker_sid == bob
+
+
+def test_target_expression_reads_worker_activity_name(center):
+    support = center.queue("Support")
+    center.activity("Generally Available", available=True)
+    center.workflow(filters=[route("1==1", {"queue": support,
+                                            "expression": "worker.activity_name == 'Generally Available'"})])
+    center.worker("alice")
+    bob = center.worker("bob", available=False)
+    center.set_activity(bob, "Generally Available")
+    task = center.task()
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+# -- routing again ---------------------------------------------------------------------------------
+
+def test_workflow_update_with_re_evaluate_tasks_reroutes_waiting_tasks(center):
+    old, new = center.queue("Old"), center.queue("New")
+    workflow = center.workflow(default=old)
+    task = center.task()
+    workflows.update_workflow(center.router, center.ws, workflow,
+                              configuration=configuration(default={"queue": new}), re_evaluate_tasks=True)
+    assert center.get_task(task).task_queue_sid == new
+
+
+def test_workflow_update_without_re_evaluate_tasks_leaves_waiting_tasks_in_place(center):
+    old, new = center.queue("Old"), center.queue("New")
+    workflow = center.workflow(default=old)
+    task = center.task()
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(default={"queue": new}))
+    assert center.get_task(task).task_queue_sid == old
+
+
+def test_task_attribute_update_reroutes_a_waiting_task(center):
+    sales, general = center.queue("Sales"), center.queue("General")
+    center.workflow(filters=[route("type == 'sales'", {"queue": sales})], default=general)
+    task = center.task({"type": "billing"})
+    update_attributes(center, task, {"type": "sales"})
+    assert center.get_task(task).task_queue_sid == sales
+
+
+def test_task_attribute_update_withdraws_the_offer_made_in_the_old_queue(center):
+    sales, general = center.queue("Sales", "team == 'sales'"), center.queue("General", "team == 'general'")
+    center.workflow(filters=[route("type == 'sales'", {"queue": sales})], default=general)
+    center.worker("gina", {"team": "general"})
+    sam = center.worker("sam", {"team": "sales"})
+    task = center.task({"type": "billing"})
+    first = center.pending_reservation(task).sid
+    update_attributes(center, task, {"type": "sales"})
+    statuses = {r.sid: r.reservation_status for r in center.reservations(task_sid=task)}
+    assert statuses[first] == "canceled"
+    assert center.pending_reservation(task).worker_sid == sam
