@@ -6,8 +6,9 @@ import os
 
 from flask import Flask, jsonify
 from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from callcenter import database
+from callcenter import api, database
 from callcenter.config import load_config
 
 
@@ -16,7 +17,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(load_config())
     if test_config:
         app.config.update(test_config)
+    # Behind ngrok or a load balancer, X-Forwarded-Proto/Host give the public URL that callbacks,
+    # `url` fields and Twilio's signatures use.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
     database.init_app(app)
+    api.register(app)
 
     @app.get("/health")
     def health():

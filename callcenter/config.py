@@ -29,4 +29,6 @@ def load_config() -> dict[str, Any]:
         "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),
         "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
+        # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
+        "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
     }

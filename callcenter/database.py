@@ -7,7 +7,10 @@ on every deploy. `flask --app app routing check` verifies the engine's invariant
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -15,8 +18,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from callcenter.routing import Router
+from callcenter.routing.db import workspace_lock_key
 from callcenter.routing.outbox import Sweeper
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,7 +38,49 @@ def alembic_config(database_url: str) -> AlembicConfig:
 
 def upgrade_database(database_url: str) -> None:
     """Create the schema, or bring it up to date, through the Alembic migrations."""
-    command.upgrade(alembic_config(database_url), "head")
+    with startup_lock(database_url):
+        command.upgrade(alembic_config(database_url), "head")
+
+
+@contextmanager
+def startup_lock(database_url: str) -> Iterator[None]:
+    """Serialize the start-up work (schema upgrade, default account) of the processes sharing a database.
+
+    gunicorn boots its workers at once and each one runs `create_app`: unserialized, two of them create
+    the same tables ("table accounts already exists") and gunicorn stops with "Worker failed to boot".
+    SQLite: an exclusive flock on a file beside the database; PostgreSQL: a session advisory lock.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = Path(url.database or "")
+        if url.database in (None, "", ":memory:") or not database.parent.is_dir():
+            yield  # nothing to share, or nothing to open: let SQLite report it
+            return
+        with open(database.with_name(database.name + ".startup-lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url, poolclass=NullPool)
+    key = {"key": workspace_lock_key("callcenter:startup")}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+            connection.commit()  # a session lock: it outlives this transaction, until the unlock
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 def get_router(app: Flask | None = None) -> Router:

@@ -27,7 +27,8 @@ def test_health_reports_the_database_it_reached(app):
 
 
 def test_health_answers_503_when_the_database_is_unreachable(tmp_path):
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite", "RUN_SWEEPER": False,
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite",
+                      "RUN_SWEEPER": False,
                       "AUTO_MIGRATE": False})
     response = app.test_client().get("/health")
     assert response.status_code == 503
@@ -67,7 +68,8 @@ def test_routing_check_command_fails_and_lists_a_violation(app):
     assert "counter says 1 reserved, reservations say 0" in result.output
 
 
-def test_migrations_build_exactly_the_schema_the_models_describe(database_url):
+def test_migrations_build_exactly_the_schema_the_models_describe(empty_database_url):
+    database_url = empty_database_url
     upgrade_database(database_url)
     engine = create_engine(database_url)
     try:
@@ -80,7 +82,8 @@ def test_migrations_build_exactly_the_schema_the_models_describe(database_url):
         engine.dispose()
 
 
-def test_router_works_on_a_migrated_database(database_url):
+def test_router_works_on_a_migrated_database(empty_database_url):
+    database_url = empty_database_url
     upgrade_database(database_url)
     router = Router(database_url)
     try:

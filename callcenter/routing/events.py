@@ -47,7 +47,7 @@ def task_age_seconds(task: Task, now: datetime) -> int:
 
 def task_fields(tx: Tx, task: Task) -> dict[str, Any]:
     channel = tx.channel(task.task_channel_sid)
-    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
     fields = {
         "task_sid": task.sid,
         "task_attributes": task.attributes,
@@ -62,7 +62,7 @@ def task_fields(tx: Tx, task: Task) -> dict[str, Any]:
         "workflow_name": workflow.friendly_name if workflow else None,
     }
     if task.task_queue_sid:
-        queue = tx.session.get(TaskQueue, task.task_queue_sid)
+        queue = tx.config.queues.get(task.task_queue_sid)
         fields["task_queue_sid"] = task.task_queue_sid
         fields["task_queue_name"] = queue.friendly_name if queue else None
         if queue is not None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from sqlalchemy import and_, exists, or_, select
 
 from .expressions import resolve
-from .models import Activity, Reservation, Task, TaskQueue, TaskQueueMember, Worker, WorkerChannel, Workflow
+from .models import Activity, Reservation, Task, TaskQueue, TaskQueueMember, Worker, WorkerChannel
 from .queues import parsed_attributes
 from .router import Tx
 from .workflows import Target, configuration_of
@@ -42,7 +42,7 @@ def run_matching(tx: Tx) -> None:
 def current_target(tx: Tx, task: Task) -> Target | None:
     if task.workflow_sid is None:
         return None
-    workflow = tx.session.get(Workflow, task.workflow_sid)
+    workflow = tx.config.workflows.get(task.workflow_sid)
     return configuration_of(workflow).target(task.filter_index, task.target_index) if workflow else None
 
 
@@ -106,8 +106,13 @@ def _offer_blocked(task_sid_column, worker_sid_column, step_started_column):
     )
 
 
-def candidate_workers(tx: Tx, task: Task, queue_sid: str) -> Iterator[tuple[Worker, WorkerChannel]]:
-    """Workers who could take `task` now by everything but the target's expression, longest idle first."""
+def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = BATCH,
+                      target: Target | None = None) -> Iterator[tuple[Worker, WorkerChannel]]:
+    """Workers who could take `task` now by everything but the target's expression, longest idle first.
+
+    Rows come in growing batches starting at `first_batch`: most tasks need one worker, and
+    loading a few hundred rows to use one is what dominated routing time.
+    """
     query = (
         select(Worker, WorkerChannel)
         .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
@@ -124,13 +129,21 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str) -> Iterator[tuple[Work
     )
     if not tx.workspace.multi_task_enabled:
         query = query.where(Worker.active_reservations == 0)
-    offset = 0
+    if target is not None and (target.known_worker_sid or target.known_worker_friendly_name):
+        # Known-worker routing names one worker: let the index find them.
+        task_env = {"task": parsed_attributes(task.attributes)}
+        if target.known_worker_sid:
+            query = query.where(Worker.sid == str(resolve(task_env, target.known_worker_sid)))
+        if target.known_worker_friendly_name:
+            query = query.where(Worker.name_key == str(resolve(task_env, target.known_worker_friendly_name)).casefold())
+    offset, size = 0, max(1, first_batch)
     while True:
-        rows = tx.session.execute(query.limit(BATCH).offset(offset)).all()
+        rows = tx.session.execute(query.limit(size).offset(offset)).all()
         yield from rows
-        if len(rows) < BATCH:
+        if len(rows) < size:
             return
-        offset += BATCH
+        offset += size
+        size = min(size * 4, BATCH)
 
 
 def _order_key(order_by: tuple[tuple[str, bool], ...], worker: Worker, channel: WorkerChannel) -> tuple:
@@ -148,8 +161,14 @@ def _order_key(order_by: tuple[tuple[str, bool], ...], worker: Worker, channel: 
 def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None,
                      limit: int) -> list[tuple[Worker, WorkerChannel]]:
     """The best `limit` workers for `task` in `queue`, in the order they should be offered it."""
+    if target is not None and target.order_by:
+        first_batch = BATCH  # every candidate is ranked
+    elif target is not None and target.expression is not None:
+        first_batch = max(limit, 8)
+    else:
+        first_batch = limit
     chosen = []
-    for worker, channel in candidate_workers(tx, task, queue.sid):
+    for worker, channel in candidate_workers(tx, task, queue.sid, first_batch=first_batch, target=target):
         if not target_accepts(tx, target, task, worker):
             continue
         chosen.append((worker, channel))
@@ -168,7 +187,7 @@ def reserve_for_task(tx: Tx, task: Task) -> int:
 
     if task.assignment_status not in ("pending", "reserved") or task.task_queue_sid is None:
         return 0
-    queue = tx.session.get(TaskQueue, task.task_queue_sid)
+    queue = tx.queue(task.task_queue_sid)
     room = queue.max_reserved_workers - task.pending_reservations
     if room <= 0:
         return 0
@@ -239,7 +258,7 @@ def reserve_for_worker(tx: Tx, worker: Worker) -> int:
         for task in candidate_tasks(tx, worker, channel_sids):
             target = current_target(tx, task)
             if target_accepts(tx, target, task, worker):
-                queue = tx.session.get(TaskQueue, task.task_queue_sid)
+                queue = tx.queue(task.task_queue_sid)
                 create_reservation(tx, task, worker, worker_channel(tx, worker, task.task_channel_sid), queue)
                 made += 1
                 break

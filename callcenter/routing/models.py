@@ -65,6 +65,9 @@ class Workspace(Base):
     # creation and deletion order-dependent. The engine validates both on update.
     default_activity_sid: Mapped[str | None] = mapped_column(SID)
     timeout_activity_sid: Mapped[str | None] = mapped_column(SID)
+    # Bumped by every change to the workspace's activities, channels, queues and workflows, so
+    # that each process's cached copy of them is known to be current (configuration.py).
+    config_version: Mapped[int] = mapped_column(Integer, default=1)
     date_created: Mapped[datetime] = mapped_column(DateTime)
     date_updated: Mapped[datetime] = mapped_column(DateTime)
 

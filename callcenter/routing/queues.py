@@ -75,6 +75,7 @@ def create_task_queue(
         if count >= MAX_QUEUES:
             raise InvalidParameter(f"A workspace has at most {MAX_QUEUES} task queues")
         _unique_queue_name(tx, friendly_name)
+        tx.config_changed()
         queue = TaskQueue(
             sid=new_sid("WQ"), workspace_sid=workspace_sid, friendly_name=friendly_name, target_workers=target,
             max_reserved_workers=max_reserved, task_order=order,
@@ -103,6 +104,7 @@ def update_task_queue(
 ) -> TaskQueue:
     target = _validate_target_workers(target_workers) if target_workers is not None else None
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         queue = tx.get(TaskQueue, queue_sid, "TaskQueue")
         if friendly_name is not None and friendly_name != queue.friendly_name:
             validation.friendly_name(friendly_name)
@@ -140,6 +142,7 @@ def delete_task_queue(router: Router, workspace_sid: str, queue_sid: str) -> Non
     from .workflows import configuration_of
 
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         queue = tx.get(TaskQueue, queue_sid, "TaskQueue")
         waiting = tx.session.scalar(
             select(func.count()).where(Task.task_queue_sid == queue.sid,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from .errors import IllegalState, InvalidParameter, ReservationNotPending
 from .events import emit, epoch_ms, task_age_seconds
-from .models import Reservation, Task, TaskQueue, Worker, WorkerChannel, Workflow
+from .models import Reservation, Task, TaskQueue, Worker, WorkerChannel
 from .router import Router, Tx
 from .sids import new_sid
 from .workers import check_version, set_activity, worker_channel
@@ -28,7 +28,7 @@ INSTRUCTIONS = ("accept", "reject", "dequeue", "call", "redirect", "conference")
 
 def create_reservation(tx: Tx, task: Task, worker: Worker, channel: WorkerChannel, queue: TaskQueue) -> Reservation:
     """Offer `task` to `worker`: hold capacity, start the reservation timer, queue the assignment callback."""
-    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
     reservation = Reservation(
         sid=new_sid("WR"), workspace_sid=task.workspace_sid, task_sid=task.sid, worker_sid=worker.sid,
         task_queue_sid=queue.sid, workflow_sid=task.workflow_sid, task_channel_sid=task.task_channel_sid,
@@ -104,6 +104,8 @@ def _end_pending(tx: Tx, reservation: Reservation, status: str) -> tuple[Task, W
     task.date_updated = tx.now
     if task.assignment_status == "reserved" and task.pending_reservations == 0:
         task.assignment_status = "pending"
+    if task.assignment_status in ("pending", "reserved"):
+        # The place this offer held under MaxReservedWorkers goes to the next eligible worker.
         tx.wake_task(task)
     return task, worker
 
@@ -122,9 +124,11 @@ def _release_capacity(tx: Tx, reservation: Reservation, worker: Worker, *, was_a
 def _restore_activity(tx: Tx, reservation: Reservation, worker: Worker, activity_sid: str | None) -> None:
     """After an offer ends unaccepted: the activity asked for, or the one the reservation moved them from."""
     if activity_sid:
-        set_activity(tx, worker, tx.activity(activity_sid))
+        activity = tx.activity(activity_sid)
+        # Going unavailable withdraws the worker's other pending offers too: they could not answer them.
+        set_activity(tx, worker, activity, reject_pending=not activity.available)
         return
-    queue = tx.session.get(TaskQueue, reservation.task_queue_sid) if reservation.task_queue_sid else None
+    queue = tx.config.queues.get(reservation.task_queue_sid) if reservation.task_queue_sid else None
     moved_by_reservation = (queue is not None and queue.reservation_activity_sid
                             and worker.activity_sid == queue.reservation_activity_sid)
     if moved_by_reservation and reservation.worker_previous_activity_sid and worker.active_reservations == 0:
@@ -208,8 +212,7 @@ def accept_reservation_in(tx: Tx, reservation: Reservation) -> Reservation:
     task.date_assigned = tx.now
     task.version += 1
     task.date_updated = tx.now
-    for kind in ("target_timeout", "task_ttl"):
-        tx.cancel_timer(kind, task.sid)
+    tx.cancel_timer("target_timeout", "task_ttl", subject_sid=task.sid)
     tx.schedule("assigned_max_age", task.sid, ASSIGNED_MAX_AGE)
     emit(tx, "reservation.accepted", resource=reservation, task=task, worker=worker, reservation=reservation,
          description=f"Reservation {reservation.sid} accepted by Worker {worker.friendly_name}",
@@ -217,7 +220,7 @@ def accept_reservation_in(tx: Tx, reservation: Reservation) -> Reservation:
     # Rescinding runs with the task already assigned, so the freed workers are not re-offered it.
     for other in pending_reservations(tx, task):
         cancel_reservation_in(tx, other, "rescinded")
-    queue = tx.session.get(TaskQueue, reservation.task_queue_sid) if reservation.task_queue_sid else None
+    queue = tx.config.queues.get(reservation.task_queue_sid) if reservation.task_queue_sid else None
     if not tx.workspace.multi_task_enabled and queue is not None and queue.assignment_activity_sid:
         set_activity(tx, worker, tx.activity(queue.assignment_activity_sid), wake=False)
     return reservation

@@ -15,14 +15,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
 from .clock import SystemClock
+from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
 from .db import database_url_from_env, lock_workspace, make_engines
 from .errors import NotFound
-from .models import Activity, Base, OutboxMessage, Task, TaskChannel, Timer, Worker, Workspace
+from .models import Activity, Base, OutboxMessage, Task, TaskChannel, TaskQueue, Timer, Worker, Workflow, Workspace
 
 log = logging.getLogger("callcenter.routing")
 
@@ -55,6 +56,7 @@ class Router:
         from .outbox import Deliverer
 
         self.deliverer = Deliverer(self, transport=transport)
+        self.configurations = ConfigurationCache()
         self._outbox_ready = threading.Event()
 
     # -- schema ---------------------------------------------------------------------------------
@@ -134,19 +136,59 @@ class Tx:
         self._woken_workers: dict[str, Worker] = {}
         self.committed_events: list[dict[str, Any]] = []
         self.outbox_written = False
+        self._timers: dict[tuple[str, str], datetime | None] = {}
+        self._config: WorkspaceConfiguration | None = None
+        self._config_changed = False
 
-    # -- lookups cached by the session's identity map --------------------------------------------
+    # -- the workspace's configuration, from the process cache ------------------------------------
+    @property
+    def config(self) -> WorkspaceConfiguration:
+        if self._config is None:
+            cache = self.router.configurations
+            cached = None if self._config_changed else cache.get(self.workspace)
+            if cached is None:
+                self.session.flush()
+                cached = load_configuration(self.session, self.workspace)
+                if not self._config_changed:
+                    # Detached at once: a rollback of this session must not expire shared copies.
+                    for rows in (cached.activities, cached.channels, cached.queues, cached.workflows):
+                        for row in rows.values():
+                            self.session.expunge(row)
+                    cache.put(self.workspace.sid, cached)
+            self._config = cached
+        return self._config
+
+    def config_changed(self) -> None:
+        """This transaction changes an activity, channel, queue or workflow: other processes must reload."""
+        if not self._config_changed:
+            self.workspace.config_version += 1
+            self.router.configurations.drop(self.workspace.sid)
+            self._config_changed = True
+        self._config = None  # rows read from now on in this transaction come from the session
+
     def activity(self, sid: str) -> Activity:
-        activity = self.session.get(Activity, sid)
-        if activity is None or activity.workspace_sid != self.workspace.sid:
+        activity = self.config.activities.get(sid)
+        if activity is None:
             raise NotFound(f"Activity {sid} not found in this workspace")
         return activity
 
     def channel(self, sid: str) -> TaskChannel:
-        channel = self.session.get(TaskChannel, sid)
-        if channel is None or channel.workspace_sid != self.workspace.sid:
+        channel = self.config.channels.get(sid)
+        if channel is None:
             raise NotFound(f"TaskChannel {sid} not found in this workspace")
         return channel
+
+    def queue(self, sid: str) -> TaskQueue:
+        queue = self.config.queues.get(sid)
+        if queue is None:
+            raise NotFound(f"TaskQueue {sid} not found in this workspace")
+        return queue
+
+    def workflow(self, sid: str) -> Workflow:
+        workflow = self.config.workflows.get(sid)
+        if workflow is None:
+            raise NotFound(f"Workflow {sid} not found in this workspace")
+        return workflow
 
     def get(self, model: type, sid: str, name: str | None = None):
         """Fetch a resource of this workspace or raise NotFound."""
@@ -198,19 +240,39 @@ class Tx:
         )
 
     def schedule(self, kind: str, subject_sid: str, due_at: datetime | float) -> None:
-        """Set (or move) the timer `kind` of `subject_sid`; seconds count from now."""
+        """Set (or move) the timer `kind` of `subject_sid`; seconds count from now. Written at commit."""
         if not isinstance(due_at, datetime):
             due_at = self.now + timedelta(seconds=due_at)
-        self.cancel_timer(kind, subject_sid)
-        self.session.execute(
-            insert(Timer).values(workspace_sid=self.workspace.sid, kind=kind, subject_sid=subject_sid, due_at=due_at)
-        )
+        self._timers[(kind, subject_sid)] = due_at
 
-    def cancel_timer(self, kind: str, subject_sid: str) -> None:
-        self.session.execute(delete(Timer).where(Timer.kind == kind, Timer.subject_sid == subject_sid))
+    def cancel_timer(self, *kinds: str, subject_sid: str | None = None) -> None:
+        """Cancel timers: `cancel_timer("task_ttl", sid)` or `cancel_timer("a", "b", subject_sid=sid)`."""
+        if subject_sid is None:
+            *kinds, subject_sid = kinds
+        for kind in kinds:
+            self._timers[(kind, subject_sid)] = None
 
     def timer_due(self, kind: str, subject_sid: str) -> datetime | None:
+        if (kind, subject_sid) in self._timers:
+            return self._timers[(kind, subject_sid)]
         return self.session.scalar(select(Timer.due_at).where(Timer.kind == kind, Timer.subject_sid == subject_sid))
+
+    def _write_timers(self) -> None:
+        # Every timer change of the transaction in two statements; Core on the connection because
+        # no Timer object lives in the session (the ORM's bulk bookkeeping would only cost time).
+        if not self._timers:
+            return
+        connection = self.session.connection()
+        table = Timer.__table__
+        keys = list(self._timers)
+        for start in range(0, len(keys), 400):
+            chunk = keys[start:start + 400]
+            connection.execute(table.delete().where(tuple_(table.c.kind, table.c.subject_sid).in_(chunk)))
+        rows = [{"workspace_sid": self.workspace.sid, "kind": kind, "subject_sid": subject, "due_at": due}
+                for (kind, subject), due in self._timers.items() if due is not None]
+        if rows:
+            connection.execute(table.insert(), rows)
+        self._timers.clear()
 
     def finish(self) -> None:
         from .matching import run_matching
@@ -218,11 +280,14 @@ class Tx:
         if self._woken_tasks or self._woken_workers:
             run_matching(self)
         self.session.flush()
+        self._write_timers()
+        # Core executemany on the connection: one statement for all of the transaction's events.
+        connection = self.session.connection()
         if self._events:
-            self.session.execute(insert(events_module.Event), self._events)
+            connection.execute(events_module.Event.__table__.insert(), self._events)
             self.committed_events = self._events
         if self._outbox:
-            self.session.execute(insert(OutboxMessage), self._outbox)
+            connection.execute(OutboxMessage.__table__.insert(), self._outbox)
             self.outbox_written = True
 
     def take_woken(self) -> tuple[list[Task], list[Worker]]:

@@ -88,6 +88,8 @@ def window_of(now: datetime, *, minutes: int | str | None = None, start_date: da
                                                                           maximum=MAX_MINUTES)
         return Window(now - timedelta(minutes=span), now)
     end = _naive_utc(end_date, "EndDate") if end_date is not None else now
+    if end < now - timedelta(minutes=MAX_MINUTES):  # checked first: `end - 15 minutes` overflows near year 1
+        raise InvalidParameter("Statistics cover at most the past 30 days: EndDate is too early")
     start = _naive_utc(start_date, "StartDate") if start_date is not None else end - timedelta(minutes=DEFAULT_MINUTES)
     if start > end:
         raise InvalidParameter("StartDate must not be after EndDate")
@@ -107,7 +109,10 @@ def _naive_utc(value: datetime | str, field: str) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidParameter(f"{field} must be a date-time")
     if value.tzinfo is not None:
-        value = (value - value.utcoffset()).replace(tzinfo=None)
+        try:
+            value = (value - value.utcoffset()).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable moment
+            raise InvalidParameter(f"{field} is out of range") from None
     return value
 
 

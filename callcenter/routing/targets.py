@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .events import emit, task_age_seconds
-from .models import Task, TaskQueue, Workflow
+from .models import Task, Workflow
 from .queues import parsed_attributes
 from .router import Tx
 from .workflows import RoutingConfiguration, Target, configuration_of
@@ -32,7 +32,7 @@ def enter_workflow(tx: Tx, task: Task, workflow: Workflow) -> None:
 
 def reroute(tx: Tx, task: Task) -> None:
     """Evaluate the workflow again from the top (attributes changed, or the workflow was updated)."""
-    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
     if workflow is None:
         return
     place(tx, task, workflow, configuration_of(workflow), filter_index=0, target_index=0, moved_by=None)
@@ -42,11 +42,11 @@ def move_to_next_target(tx: Tx, task: Task) -> None:
     """The current target timed out: leave its queue and try the next target, then the next filter."""
     from .reservations import cancel_pending_reservations
 
-    workflow = tx.session.get(Workflow, task.workflow_sid) if task.workflow_sid else None
+    workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
     if workflow is None or task.filter_index is None or task.filter_index == DEFAULT_FILTER:
         return
     cancel_pending_reservations(tx, task)
-    queue = tx.session.get(TaskQueue, task.task_queue_sid) if task.task_queue_sid else None
+    queue = tx.config.queues.get(task.task_queue_sid) if task.task_queue_sid else None
     emit(tx, "task-queue.timeout", resource=task, task=task, queue=queue,
          description=f"Task {task.sid} timed out of TaskQueue {queue.friendly_name if queue else ''}")
     place(tx, task, workflow, configuration_of(workflow), filter_index=task.filter_index,
@@ -120,7 +120,7 @@ def enter_target(tx: Tx, task: Task, workflow: Workflow, filter_index: int, targ
         task.priority = target.priority
     task.version += 1
     task.date_updated = tx.now
-    queue = tx.session.get(TaskQueue, target.queue_sid)
+    queue = tx.queue(target.queue_sid)
     emit(tx, "workflow.target-matched", resource=task, task=task, workflow=workflow,
          description=f"Task {task.sid} matched a target of filter {filter_name}",
          data={"workflow_filter_name": filter_name, "workflow_filter_target_index": str(target_index)})

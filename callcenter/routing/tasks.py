@@ -76,8 +76,11 @@ def create_task(
 
 def _workflow_for(tx: Tx, workflow_sid: str | None) -> Workflow:
     if workflow_sid:
-        return tx.get(Workflow, workflow_sid, "Workflow")
-    workflows = tx.session.scalars(select(Workflow).where(Workflow.workspace_sid == tx.workspace.sid).limit(2)).all()
+        workflow = tx.config.workflows.get(workflow_sid)
+        if workflow is None:
+            raise NotFound(f"The requested resource Workflow {workflow_sid} was not found")
+        return workflow
+    workflows = list(tx.config.workflows.values())
     if len(workflows) != 1:
         raise InvalidParameter("WorkflowSid is required when the workspace does not have exactly one workflow")
     return workflows[0]
@@ -212,8 +215,7 @@ def _finish(tx: Tx, task: Task) -> None:
     task.version += 1
     task.date_updated = tx.now
     task.date_finished = tx.now
-    for kind in ("target_timeout", "task_ttl", "assigned_max_age"):
-        tx.cancel_timer(kind, task.sid)
+    tx.cancel_timer("target_timeout", "task_ttl", "assigned_max_age", subject_sid=task.sid)
     tx.schedule("task_cleanup", task.sid, tx.now + timedelta(seconds=TASK_RETENTION_SECONDS))
 
 
@@ -234,8 +236,7 @@ def remove_task_in(tx: Tx, task: Task, event_type: str) -> None:
         worker = tx.session.get(Worker, reservation.worker_sid)
         reservation.reservation_status = "canceled"
         _release_capacity(tx, reservation, worker, was_assigned=True)
-    for kind in ("target_timeout", "task_ttl", "assigned_max_age", "task_cleanup"):
-        tx.cancel_timer(kind, task.sid)
+    tx.cancel_timer("target_timeout", "task_ttl", "assigned_max_age", "task_cleanup", subject_sid=task.sid)
     emit(tx, event_type, resource=task, task=task, description=f"Task {task.sid} deleted")
     tx.session.flush()
     tx.unwake_task(task)  # canceling its offers woke it; a deleted task must not be offered again

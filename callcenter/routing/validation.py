@@ -40,6 +40,8 @@ def attributes(value: Any, field: str = "Attributes") -> str:
         parsed = json.loads(value)
     except ValueError as err:
         raise InvalidParameter(f"{field} is not valid JSON: {err}") from None
+    except RecursionError:  # `[[[[...]]]]` a few thousand deep: the parser gives up before the 4,096 limit does
+        raise InvalidParameter(f"{field} nests too deeply") from None
     if not isinstance(parsed, dict):
         raise InvalidParameter(f"{field} must be a JSON object, not {type(parsed).__name__}")
     return value

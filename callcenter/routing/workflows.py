@@ -87,6 +87,8 @@ def _parse_configuration(text: str) -> RoutingConfiguration:
         document = json.loads(text)
     except ValueError as err:
         raise InvalidParameter(f"Configuration is not valid JSON: {err}") from None
+    except RecursionError:  # `[[[[...]]]]` a few thousand deep
+        raise InvalidParameter("Configuration nests too deeply") from None
     routing = document.get("task_routing") if isinstance(document, dict) else None
     if not isinstance(routing, dict):
         raise InvalidParameter("Configuration must be an object with a 'task_routing' object")
@@ -229,6 +231,7 @@ def create_workflow(
     parsed = parse_configuration(configuration)
     with router.transaction(workspace_sid) as tx:
         _check_queues(tx, parsed)
+        tx.config_changed()
         workflow = Workflow(
             sid=new_sid("WW"),
             workspace_sid=workspace_sid,
@@ -271,6 +274,7 @@ def update_workflow(
         validation.friendly_name(friendly_name)
     parsed = parse_configuration(configuration) if configuration is not None else None
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         workflow = tx.get(Workflow, workflow_sid, "Workflow")
         if parsed is not None:
             _check_queues(tx, parsed)
@@ -303,6 +307,7 @@ def update_workflow(
 def delete_workflow(router: Router, workspace_sid: str, workflow_sid: str) -> None:
     """Delete a workflow that no waiting or assigned task still uses."""
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         workflow = tx.get(Workflow, workflow_sid, "Workflow")
         in_use = tx.session.scalar(
             select(func.count()).select_from(Task).where(

@@ -146,6 +146,7 @@ def create_activity(router: Router, workspace_sid: str, *, friendly_name: str,
         if count >= MAX_ACTIVITIES:
             raise InvalidParameter(f"A workspace has at most {MAX_ACTIVITIES} activities")
         _unique_activity_name(tx, friendly_name)
+        tx.config_changed()
         activity = Activity(sid=new_sid("WA"), workspace_sid=workspace_sid, friendly_name=friendly_name,
                             available=available, date_created=tx.now, date_updated=tx.now)
         tx.session.add(activity)
@@ -160,7 +161,8 @@ def update_activity(router: Router, workspace_sid: str, activity_sid: str, *, fr
     if available is not None:
         raise InvalidParameter("Available cannot be changed after an activity is created")
     with router.transaction(workspace_sid) as tx:
-        activity = tx.activity(activity_sid)
+        tx.config_changed()
+        activity = tx.get(Activity, activity_sid, "Activity")
         if friendly_name is not None and friendly_name != activity.friendly_name:
             validation.friendly_name(friendly_name)
             _unique_activity_name(tx, friendly_name)
@@ -174,7 +176,8 @@ def update_activity(router: Router, workspace_sid: str, activity_sid: str, *, fr
 def delete_activity(router: Router, workspace_sid: str, activity_sid: str) -> None:
     """Delete an activity that no worker, queue or workspace setting uses."""
     with router.transaction(workspace_sid) as tx:
-        activity = tx.activity(activity_sid)
+        tx.config_changed()
+        activity = tx.get(Activity, activity_sid, "Activity")
         workspace = tx.workspace
         if activity_sid in (workspace.default_activity_sid, workspace.timeout_activity_sid):
             raise IllegalState(f"Activity {activity.friendly_name} is the workspace's default or timeout activity")
@@ -216,6 +219,7 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
         if tx.session.scalar(select(TaskChannel.sid).where(TaskChannel.workspace_sid == workspace_sid,
                                                            TaskChannel.unique_name == unique_name)):
             raise DuplicateName(f"A task channel with unique name {unique_name!r} already exists")
+        tx.config_changed()
         channel = TaskChannel(
             sid=new_sid("TC"), workspace_sid=workspace_sid, friendly_name=friendly_name, unique_name=unique_name,
             channel_optimized_routing=(validation.boolean(channel_optimized_routing, "ChannelOptimizedRouting")
@@ -237,6 +241,7 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
 def update_task_channel(router: Router, workspace_sid: str, channel_sid: str, *, friendly_name: str | None = None,
                         channel_optimized_routing: Any = None) -> TaskChannel:
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         channel = find_task_channel(tx, channel_sid)
         if friendly_name is not None:
             channel.friendly_name = validation.friendly_name(friendly_name)
@@ -251,6 +256,7 @@ def update_task_channel(router: Router, workspace_sid: str, channel_sid: str, *,
 
 def delete_task_channel(router: Router, workspace_sid: str, channel_sid: str) -> None:
     with router.transaction(workspace_sid) as tx:
+        tx.config_changed()
         channel = find_task_channel(tx, channel_sid)
         in_use = tx.session.scalar(select(func.count()).where(Task.task_channel_sid == channel.sid))
         if in_use:
@@ -265,14 +271,12 @@ def find_task_channel(tx: Tx, sid_or_unique_name: str) -> TaskChannel:
     """A channel by sid (TC...) or by unique name (`voice`), as TaskRouter accepts either."""
     from .errors import NotFound
 
+    config = tx.config
     if isinstance(sid_or_unique_name, str) and sid_or_unique_name.startswith("TC"):
-        channel = tx.session.get(TaskChannel, sid_or_unique_name)
+        channel = config.channels.get(sid_or_unique_name)
     else:
-        channel = tx.session.scalar(
-            select(TaskChannel).where(TaskChannel.workspace_sid == tx.workspace.sid,
-                                      TaskChannel.unique_name == sid_or_unique_name)
-        )
-    if channel is None or channel.workspace_sid != tx.workspace.sid:
+        channel = config.channels_by_name.get(sid_or_unique_name)
+    if channel is None:
         raise NotFound(f"TaskChannel {sid_or_unique_name} not found in this workspace")
     return channel
 

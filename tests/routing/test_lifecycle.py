@@ -387,3 +387,22 @@ def test_reservation_update_with_the_current_if_match_succeeds(center):
     reservations.update_reservation(center.router, center.ws, reservation.sid, reservation_status="accepted",
                                     if_match=str(reservation.version))
     assert center.get_task(task).assignment_status == "assigned"
+
+
+def test_rejecting_with_an_unavailable_activity_also_rejects_the_workers_other_pending_offers(center):
+    queue = center.queue()
+    center.workflow(default=queue)
+    alice = center.worker("alice")
+    from callcenter.routing import workers
+
+    workers.update_worker_channel(center.router, center.ws, alice, "default", capacity=2)
+    first, second = center.task(), center.task()
+    offers = center.reservations(worker_sid=alice, status="pending")
+    assert {o.task_sid for o in offers} == {first, second}
+
+    center.reject(offers[0].sid, worker_activity_sid=center.offline)
+
+    assert center.activity_name(alice) == "Offline"
+    assert {r.reservation_status for r in center.reservations(worker_sid=alice)} == {"rejected"}
+    assert center.get_task(first).assignment_status == "pending"
+    assert center.get_task(second).assignment_status == "pending"

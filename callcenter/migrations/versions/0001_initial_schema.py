@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 11:30:23.936176
+Create Date: 2026-11-26 12:25:00.002571
 
 """
 from typing import Sequence, Union
@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('prioritize_queue_order', sa.String(length=4), nullable=False),
     sa.Column('default_activity_sid', sa.String(length=34), nullable=True),
     sa.Column('timeout_activity_sid', sa.String(length=34), nullable=True),
+    sa.Column('config_version', sa.Integer(), nullable=False),
     sa.Column('date_created', sa.DateTime(), nullable=False),
     sa.Column('date_updated', sa.DateTime(), nullable=False),
     sa.CheckConstraint("prioritize_queue_order IN ('FIFO', 'LIFO')", name=op.f('ck_workspaces_queue_order')),
