@@ -3,7 +3,7 @@
 Each engine and API test runs on SQLite and, when CALLCENTER_TEST_POSTGRES_URL is set, on PostgreSQL.
 Building a schema per test would dominate the suite's time, so the schema is built once per session
 (stamped with the Alembic head, as `init-db` would leave it): SQLite tests get a copy of a template
-file, PostgreSQL tests share one database per test process, emptied with TRUNCATE before each test.
+file, PostgreSQL tests share one database per test process, emptied before each test.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def _postgres_database() -> str:
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        # Tests need no durability: without waiting for fsync at each commit they run several times faster.
+        conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     admin.dispose()
     base, _, _ = POSTGRES_URL.rpartition("/")
     return f"{base}/{name}"
@@ -65,9 +67,10 @@ def postgres_session_url():
         pytest.skip(POSTGRES_SKIP_REASON)
     url = _postgres_database()
     _build_schema(url)
-    engine = create_engine(url, poolclass=NullPool)
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    yield url, engine, tables
+    engine = create_engine(url)
+    # DELETE beats TRUNCATE on tables this small (TRUNCATE replaces every table's files).
+    statements = [f'DELETE FROM "{table.name}"' for table in reversed(Base.metadata.sorted_tables)]
+    yield url, engine, statements
     engine.dispose()
     _drop_postgres_database(url)
 
@@ -80,9 +83,10 @@ def database_url(request, tmp_path):
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    url, engine, tables = request.getfixturevalue("postgres_session_url")
+    url, engine, statements = request.getfixturevalue("postgres_session_url")
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for statement in statements:
+            conn.execute(text(statement))
     yield url
 
 

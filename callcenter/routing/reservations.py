@@ -354,7 +354,7 @@ def apply_callback_reply(router: Router, workspace_sid: str, reservation_sid: st
         return "manual"
     try:
         reply = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return "warning 40001: reply is not valid JSON"
     if not isinstance(reply, dict) or not reply:
         return "manual"

@@ -510,3 +510,16 @@ def test_rest_updates_work_on_tasks_routed_with_a_callback(center, transport):
     center.accept(center.pending_reservation(task).sid)
     tasks.update_task(center.router, center.ws, task, assignment_status="completed", reason="done")
     assert center.get_task(task).assignment_status == "completed"
+
+
+def test_assignment_callback_reply_nested_thousands_deep_leaves_the_reservation_pending(center):
+    from callcenter.routing.reservations import apply_callback_reply
+
+    queue = center.queue()
+    center.workflow(default=queue)
+    center.worker("alice")
+    task = center.task()
+    reservation = center.pending_reservation(task)
+    outcome = apply_callback_reply(center.router, center.ws, reservation.sid, "[" * 100_000 + "]" * 100_000)
+    assert outcome.startswith("warning 40001")
+    assert center.pending_reservation(task).sid == reservation.sid
