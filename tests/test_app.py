@@ -91,3 +91,17 @@ def test_router_works_on_a_migrated_database(empty_database_url):
         assert ws.default_activity_sid is not None
     finally:
         router.dispose()
+
+
+def test_init_db_builds_an_empty_database_when_credentials_are_configured(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    app = create_app({"DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": False,
+                      "TWILIO_ACCOUNT_SID": "AC" + "3" * 32, "TWILIO_AUTH_TOKEN": "token"})
+    try:
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        engine = create_engine(url)
+        assert {"accounts", "workspaces", "tasks", "alembic_version"} <= set(inspect(engine).get_table_names())
+        engine.dispose()
+    finally:
+        app.extensions["router"].dispose()

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import events as events_module
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
-from .db import database_url_from_env, lock_workspace, make_engines
+from .db import database_url_from_env, lock_workspace, make_engines, sqlite_writer_lock
 from .errors import NotFound
 from .models import Activity, Base, OutboxMessage, Task, TaskChannel, TaskQueue, Timer, Worker, Workflow, Workspace
 
@@ -44,6 +44,7 @@ class Router:
     ) -> None:
         self.database_url = database_url or database_url_from_env()
         self.writer, self.reader = make_engines(self.database_url)
+        self._sqlite_writers = sqlite_writer_lock(self.database_url)
         self.clock = clock or SystemClock()
         self._write_sessions = sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
@@ -65,6 +66,8 @@ class Router:
         Base.metadata.create_all(self.writer)
 
     def dispose(self) -> None:
+        if self._sqlite_writers is not None:
+            self._sqlite_writers.close()
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
@@ -73,6 +76,24 @@ class Router:
     @contextmanager
     def transaction(self, workspace_sid: str | None) -> Iterator[Tx]:
         """One write transaction, serialized with every other writer of the same workspace."""
+        if self._sqlite_writers is None:
+            with self._transaction(workspace_sid) as tx:
+                yield tx
+        else:
+            with self._sqlite_writers.held(), self._transaction(workspace_sid) as tx:
+                yield tx
+        # After commit, outside any lock: nudge the outbox deliverer, tell live-update listeners.
+        if tx.outbox_written:
+            self._outbox_ready.set()
+        if tx.committed_events:
+            for listener in list(self.listeners):
+                try:
+                    listener(tx.committed_events)
+                except Exception:  # a live-update listener must never break routing
+                    log.exception("event listener failed")
+
+    @contextmanager
+    def _transaction(self, workspace_sid: str | None) -> Iterator[Tx]:
         session = self._write_sessions()
         try:
             with session.begin():
@@ -85,17 +106,8 @@ class Router:
                 tx = Tx(self, session, workspace, self.clock.now())
                 yield tx
                 tx.finish()
-            committed_events = tx.committed_events
         finally:
             session.close()
-        if tx.outbox_written:
-            self._outbox_ready.set()
-        if committed_events:
-            for listener in list(self.listeners):
-                try:
-                    listener(committed_events)
-                except Exception:  # a live-update listener must never break routing
-                    log.exception("event listener failed")
 
     @contextmanager
     def read(self) -> Iterator[Session]:
