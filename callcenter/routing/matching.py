@@ -235,6 +235,10 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator
         Task.priority.desc(), Task.virtual_start_time, Task.sid)
     lifo = base.where(TaskQueue.task_order == "LIFO").order_by(Task.virtual_start_time.desc(), Task.sid)
     ordered = (fifo, lifo) if tx.workspace.prioritize_queue_order == "FIFO" else (lifo, fifo)
+    orders = {queue.task_order for queue in tx.config.queues.values()}
+    # A workspace without LIFO (or FIFO) queues needs no query for them.
+    ordered = tuple(q for q, order in zip(ordered, ("FIFO", "LIFO") if ordered[0] is fifo else ("LIFO", "FIFO"),
+                                          strict=True) if order in orders)
     for query in ordered:
         offset = 0
         while True:

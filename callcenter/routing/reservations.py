@@ -218,8 +218,9 @@ def accept_reservation_in(tx: Tx, reservation: Reservation) -> Reservation:
          description=f"Reservation {reservation.sid} accepted by Worker {worker.friendly_name}",
          wait_ms=wait_ms, queue_wait_ms=queue_wait_ms)
     # Rescinding runs with the task already assigned, so the freed workers are not re-offered it.
-    for other in pending_reservations(tx, task):
-        cancel_reservation_in(tx, other, "rescinded")
+    if task.pending_reservations:  # the counter says whether there is anything to rescind
+        for other in pending_reservations(tx, task):
+            cancel_reservation_in(tx, other, "rescinded")
     queue = tx.config.queues.get(reservation.task_queue_sid) if reservation.task_queue_sid else None
     if not tx.workspace.multi_task_enabled and queue is not None and queue.assignment_activity_sid:
         set_activity(tx, worker, tx.activity(queue.assignment_activity_sid), wake=False)
