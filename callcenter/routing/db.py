@@ -27,10 +27,6 @@ def database_url_from_env() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engines(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> tuple[Engine, Engine]:
     """The (writer, reader) engines for `url`; on PostgreSQL both are the same engine."""
     parsed = make_url(url)

@@ -327,6 +327,9 @@ class Timer(Base):
         UniqueConstraint("kind", "subject_sid"),
         CheckConstraint(_in("kind", TIMER_KINDS), name="kind"),
         Index("ix_timers_due", "due_at"),
+        # Never reuse a deleted row's id (SQLite would): a sweep that read a due timer must not
+        # claim a different timer created since under the same id.
+        {"sqlite_autoincrement": True},
     )
 
 
@@ -356,6 +359,8 @@ class OutboxMessage(Base):
         CheckConstraint(_in("status", ("pending", "dead")), name="status"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_ordering", "ordering_key", "id"),
+        # Ids are never reused: a delivery that finishes late must not touch a newer message.
+        {"sqlite_autoincrement": True},
     )
 
 

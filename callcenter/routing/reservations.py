@@ -9,7 +9,6 @@ capacity is matched in the same transaction.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -369,7 +368,3 @@ def apply_callback_reply(router: Router, workspace_sid: str, reservation_sid: st
 
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("true", "1", "yes"))
-
-
-def time_in_seconds(start: datetime, end: datetime) -> int:
-    return max(0, int((end - start).total_seconds()))

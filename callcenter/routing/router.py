@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
@@ -263,11 +263,6 @@ class Tx:
             *kinds, subject_sid = kinds
         for kind in kinds:
             self._timers[(kind, subject_sid)] = None
-
-    def timer_due(self, kind: str, subject_sid: str) -> datetime | None:
-        if (kind, subject_sid) in self._timers:
-            return self._timers[(kind, subject_sid)]
-        return self.session.scalar(select(Timer.due_at).where(Timer.kind == kind, Timer.subject_sid == subject_sid))
 
     def _write_timers(self) -> None:
         # Every timer change of the transaction in two statements; Core on the connection because

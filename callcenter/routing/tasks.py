@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from . import validation
 from .errors import IllegalState, InvalidParameter, NotFound
 from .events import emit
-from .models import Reservation, Task, Worker, Workflow
+from .models import Task, Worker, Workflow
 from .reservations import (
     active_reservation,
     cancel_pending_reservations,
@@ -249,17 +247,3 @@ def get_task(router: Router, workspace_sid: str, task_sid: str) -> Task:
         if task is None or task.workspace_sid != workspace_sid:
             raise NotFound(f"The requested resource /Workspaces/{workspace_sid}/Tasks/{task_sid} was not found")
         return task
-
-
-def count_tasks(router: Router, workspace_sid: str, status: str | None = None) -> int:
-    with router.read() as session:
-        query = select(func.count()).select_from(Task).where(Task.workspace_sid == workspace_sid)
-        if status:
-            query = query.where(Task.assignment_status == status)
-        return session.scalar(query)
-
-
-def reservations_of(router: Router, task_sid: str) -> list[Reservation]:
-    with router.read() as session:
-        return list(session.scalars(select(Reservation).where(Reservation.task_sid == task_sid)
-                                    .order_by(Reservation.date_created, Reservation.sid)))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 12:25:00.002571
+Create Date: 2026-11-26 13:13:32.602449
 
 """
 from typing import Sequence, Union
@@ -124,7 +124,8 @@ def upgrade() -> None:
     sa.CheckConstraint("kind IN ('assignment', 'event')", name=op.f('ck_outbox_kind')),
     sa.CheckConstraint("status IN ('pending', 'dead')", name=op.f('ck_outbox_status')),
     sa.ForeignKeyConstraint(['workspace_sid'], ['workspaces.sid'], name=op.f('fk_outbox_workspace_sid_workspaces'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
@@ -151,7 +152,8 @@ def upgrade() -> None:
     sa.CheckConstraint("kind IN ('reservation_timeout', 'target_timeout', 'task_ttl', 'task_cleanup', 'assigned_max_age')", name=op.f('ck_timers_kind')),
     sa.ForeignKeyConstraint(['workspace_sid'], ['workspaces.sid'], name=op.f('fk_timers_workspace_sid_workspaces'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_timers')),
-    sa.UniqueConstraint('kind', 'subject_sid', name=op.f('uq_timers_kind'))
+    sa.UniqueConstraint('kind', 'subject_sid', name=op.f('uq_timers_kind')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('timers', schema=None) as batch_op:
         batch_op.create_index('ix_timers_due', ['due_at'], unique=False)
