@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import click
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.cli import AppGroup
 from sqlalchemy import inspect
 from werkzeug.exceptions import HTTPException
@@ -32,7 +32,8 @@ def authenticate():
     account_sid = None
     if auth is not None and auth.type == "basic" and auth.username and auth.password \
             and "\x00" not in auth.username + auth.password:  # PostgreSQL text cannot hold NUL: no such account
-        account_sid = accounts.authenticate(get_router(), auth.username, auth.password)
+        account_sid = accounts.authenticate(get_router(), auth.username, auth.password,
+                                            current_app.extensions.setdefault("credentials", accounts.CredentialCache()))
     if account_sid is None:
         response = jsonify(error_body(20003, "Authentication Error - invalid username", 401))
         response.status_code = 401

@@ -58,6 +58,18 @@ class Names:
     def channel(self, sid: str | None) -> str | None:
         return self._load(TaskChannel, TaskChannel.unique_name).get(sid) if sid else None
 
+    @classmethod
+    def from_configuration(cls, configuration, workspace_sid: str) -> Names:
+        """Names taken from the engine's cached workspace configuration, with no database read."""
+        names = cls(None, workspace_sid)  # type: ignore[arg-type]  (no session: every map is filled)
+        names._maps = {
+            Activity.__tablename__: {sid: row.friendly_name for sid, row in configuration.activities.items()},
+            TaskQueue.__tablename__: {sid: row.friendly_name for sid, row in configuration.queues.items()},
+            Workflow.__tablename__: {sid: row.friendly_name for sid, row in configuration.workflows.items()},
+            TaskChannel.__tablename__: {sid: row.unique_name for sid, row in configuration.channels.items()},
+        }
+        return names
+
     def worker(self, sid: str | None) -> str | None:
         if not sid:
             return None

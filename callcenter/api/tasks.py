@@ -18,6 +18,7 @@ from . import bp
 from . import representations as rep
 from .reservation_params import reservation_update_params
 from .wire import (
+    check_workspace_owner,
     created,
     deleted,
     has_param,
@@ -134,8 +135,8 @@ def list_tasks(workspace_sid):
 
 @bp.post("/Workspaces/<workspace_sid>/Tasks")
 def create_task(workspace_sid):
-    with get_router().read() as session:
-        workspace_of_account(session, workspace_sid)
+    router = get_router()
+    check_workspace_owner(workspace_sid, router)
     if param("TaskQueueSid") not in (None, ""):
         raise InvalidParameter("TaskQueueSid is not supported by this server: tasks enter a queue through their "
                                "workflow (pass WorkflowSid)")
@@ -147,7 +148,13 @@ def create_task(workspace_sid):
         priority=param("Priority"), timeout=param("Timeout"), task_channel=param("TaskChannel") or None,
         virtual_start_time=param("VirtualStartTime") or None, routing_target=routing_target or None,
     )
-    return _task_response(workspace_sid, task.sid, status=201)
+    # The engine returns the task as committed; its names come from the configuration that
+    # transaction just validated, so the busiest call of the API reads nothing more.
+    configuration = router.configurations.latest(workspace_sid)
+    if configuration is None:
+        return _task_response(workspace_sid, task.sid, status=201)
+    names = rep.Names.from_configuration(configuration, workspace_sid)
+    return created(rep.task(task, g.account_sid, names, router.clock.now()), etag=task.version)
 
 
 @bp.get("/Workspaces/<workspace_sid>/Tasks/<task_sid>")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -97,6 +97,21 @@ def workspace_of_account(session: Session, workspace_sid: str) -> Workspace:
     if workspace is None or workspace.account_sid != g.account_sid:
         raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
     return workspace
+
+
+def check_workspace_owner(workspace_sid: str, router) -> None:
+    """404 unless the authenticated account owns the workspace; remembered, as a workspace never changes owner.
+
+    For writes: the engine's transaction then finds the workspace itself (a deleted one is 404 there).
+    """
+    owners = current_app.extensions.setdefault("workspace_owners", {})
+    if owners.get(workspace_sid) == g.account_sid:
+        return
+    with router.read() as session:
+        workspace = workspace_of_account(session, workspace_sid)
+    if len(owners) > 100_000:
+        owners.clear()
+    owners[workspace.sid] = workspace.account_sid
 
 
 def not_found(path: str) -> NotFound:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -72,8 +74,53 @@ def create_api_key(router: Router, account_sid: str, friendly_name: str = "API k
     return Credentials(key.sid, secret)
 
 
-def authenticate(router: Router, username: str, password: str) -> str | None:
+class CredentialCache:
+    """Recently verified credentials, so that a busy client costs no database read per request.
+
+    Keyed by the username and a hash of the secret (never the secret itself); an entry lives
+    `ttl` seconds, so a changed auth token stops working within that time in every process.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 4096) -> None:
+        self.ttl = ttl
+        self._size = size
+        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, username: str, password: str) -> str | None:
+        entry = self._entries.get((username, _fingerprint(password)))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, username: str, password: str, account_sid: str) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[(username, _fingerprint(password))] = (account_sid, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def authenticate(router: Router, username: str, password: str, cache: CredentialCache | None = None) -> str | None:
     """The account sid these Basic-auth credentials belong to, or None."""
+    if cache is not None:
+        cached = cache.get(username, password)
+        if cached is not None:
+            return cached
+    account_sid = _authenticate(router, username, password)
+    if account_sid is not None and cache is not None:
+        cache.put(username, password, account_sid)
+    return account_sid
+
+
+def _authenticate(router: Router, username: str, password: str) -> str | None:
     with router.read() as session:
         if username.startswith("AC"):
             account = session.get(Account, username)

@@ -56,6 +56,10 @@ class ConfigurationCache:
         entry = self._entries.get(workspace.sid)
         return entry if entry is not None and entry.version == workspace.config_version else None
 
+    def latest(self, workspace_sid: str) -> WorkspaceConfiguration | None:
+        """The entry as this process last validated it (current right after its own transaction)."""
+        return self._entries.get(workspace_sid)
+
     def put(self, workspace_sid: str, configuration: WorkspaceConfiguration) -> None:
         with self._lock:
             if len(self._entries) >= self._size and workspace_sid not in self._entries:
