@@ -35,6 +35,7 @@ def create_reservation(tx: Tx, task: Task, worker: Worker, channel: WorkerChanne
         date_created=tx.now, date_updated=tx.now,
     )
     tx.session.add(reservation)
+    tx.created(reservation.sid)
     channel.reserved_tasks += 1
     channel.idle_since = tx.now
     worker.active_reservations += 1

@@ -149,6 +149,7 @@ class Tx:
         self.committed_events: list[dict[str, Any]] = []
         self.outbox_written = False
         self._timers: dict[tuple[str, str], datetime | None] = {}
+        self._created: set[str] = set()
         self._config: WorkspaceConfiguration | None = None
         self._config_changed = False
 
@@ -257,6 +258,10 @@ class Tx:
             due_at = self.now + timedelta(seconds=due_at)
         self._timers[(kind, subject_sid)] = due_at
 
+    def created(self, sid: str) -> None:
+        """`sid` is new in this transaction: it has no timers to replace."""
+        self._created.add(sid)
+
     def cancel_timer(self, *kinds: str, subject_sid: str | None = None) -> None:
         """Cancel timers: `cancel_timer("task_ttl", sid)` or `cancel_timer("a", "b", subject_sid=sid)`."""
         if subject_sid is None:
@@ -271,7 +276,7 @@ class Tx:
             return
         connection = self.session.connection()
         table = Timer.__table__
-        keys = list(self._timers)
+        keys = [key for key in self._timers if key[1] not in self._created]
         for start in range(0, len(keys), 400):
             chunk = keys[start:start + 400]
             connection.execute(table.delete().where(tuple_(table.c.kind, table.c.subject_sid).in_(chunk)))

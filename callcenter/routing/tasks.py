@@ -64,8 +64,8 @@ def create_task(
             pending_reservations=0, assignment_count=0, version=1,
             date_created=tx.now, date_updated=tx.now,
         )
-        tx.session.add(task)
-        tx.session.flush()
+        tx.session.add(task)  # inserted by the next flush, already placed in its queue
+        tx.created(task.sid)
         tx.schedule("task_ttl", task.sid, ttl)
         emit(tx, "task.created", resource=task, task=task, description=f"Task {task.sid} created")
         enter_workflow(tx, task, workflow)

@@ -165,8 +165,11 @@ def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
 
 
 def worker_channel(tx: Tx, worker: Worker, task_channel_sid: str) -> WorkerChannel:
-    channel = tx.session.scalar(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid,
-                                                            WorkerChannel.task_channel_sid == task_channel_sid))
+    # The lookup reads no column that pending changes could alter, so it need not flush them first
+    # (flushing here split one UPDATE of a task or worker into two).
+    with tx.session.no_autoflush:
+        channel = tx.session.scalar(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid,
+                                                                WorkerChannel.task_channel_sid == task_channel_sid))
     if channel is None:
         raise NotFound(f"Worker {worker.sid} has no channel {task_channel_sid}")
     return channel
