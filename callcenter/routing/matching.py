@@ -15,8 +15,9 @@ Python on the candidates in order, stopping as soon as enough are found.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import DateTime, and_, bindparam, exists, or_, select
 
 from .expressions import resolve
 from .models import Activity, Reservation, Task, TaskQueue, TaskQueueMember, Worker, WorkerChannel
@@ -106,6 +107,34 @@ def _offer_blocked(task_sid_column, worker_sid_column, step_started_column):
     )
 
 
+@lru_cache(maxsize=8)
+def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
+    """The candidate query, built once per shape with bound parameters (building it per call cost more
+    than running it)."""
+    query = (
+        select(Worker, WorkerChannel)
+        .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
+                                    TaskQueueMember.task_queue_sid == bindparam("queue_sid")))
+        .join(WorkerChannel, and_(WorkerChannel.worker_sid == Worker.sid,
+                                  WorkerChannel.task_channel_sid == bindparam("channel_sid")))
+        .where(
+            Worker.available.is_(True),
+            WorkerChannel.available.is_(True),
+            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
+            ~_offer_blocked(bindparam("task_sid"), Worker.sid, bindparam("step_started", type_=DateTime())),
+        )
+        .order_by(WorkerChannel.idle_since, Worker.sid)
+        .limit(bindparam("size")).offset(bindparam("offset"))
+    )
+    if single_tasking:
+        query = query.where(Worker.active_reservations == 0)
+    if by_sid:
+        query = query.where(Worker.sid == bindparam("known_sid"))
+    if by_name:
+        query = query.where(Worker.name_key == bindparam("known_name"))
+    return query
+
+
 def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = BATCH,
                       target: Target | None = None) -> Iterator[tuple[Worker, WorkerChannel]]:
     """Workers who could take `task` now by everything but the target's expression, longest idle first.
@@ -113,32 +142,21 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = 
     Rows come in growing batches starting at `first_batch`: most tasks need one worker, and
     loading a few hundred rows to use one is what dominated routing time.
     """
-    query = (
-        select(Worker, WorkerChannel)
-        .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
-                                    TaskQueueMember.task_queue_sid == queue_sid))
-        .join(WorkerChannel, and_(WorkerChannel.worker_sid == Worker.sid,
-                                  WorkerChannel.task_channel_sid == task.task_channel_sid))
-        .where(
-            Worker.available.is_(True),
-            WorkerChannel.available.is_(True),
-            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
-            ~_offer_blocked(task.sid, Worker.sid, task.task_queue_entered_date),
-        )
-        .order_by(WorkerChannel.idle_since, Worker.sid)
-    )
-    if not tx.workspace.multi_task_enabled:
-        query = query.where(Worker.active_reservations == 0)
-    if target is not None and (target.known_worker_sid or target.known_worker_friendly_name):
+    params = {"queue_sid": queue_sid, "channel_sid": task.task_channel_sid, "task_sid": task.sid,
+              "step_started": task.task_queue_entered_date}
+    by_sid = bool(target is not None and target.known_worker_sid)
+    by_name = bool(target is not None and target.known_worker_friendly_name)
+    if by_sid or by_name:
         # Known-worker routing names one worker: let the index find them.
         task_env = {"task": parsed_attributes(task.attributes)}
-        if target.known_worker_sid:
-            query = query.where(Worker.sid == str(resolve(task_env, target.known_worker_sid)))
-        if target.known_worker_friendly_name:
-            query = query.where(Worker.name_key == str(resolve(task_env, target.known_worker_friendly_name)).casefold())
+        if by_sid:
+            params["known_sid"] = str(resolve(task_env, target.known_worker_sid))
+        if by_name:
+            params["known_name"] = str(resolve(task_env, target.known_worker_friendly_name)).casefold()
+    query = _candidate_workers_query(not tx.workspace.multi_task_enabled, by_sid, by_name)
     offset, size = 0, max(1, first_batch)
     while True:
-        rows = tx.session.execute(query.limit(size).offset(offset)).all()
+        rows = tx.session.execute(query, {**params, "size": size, "offset": offset}).all()
         yield from rows
         if len(rows) < size:
             return
@@ -199,18 +217,41 @@ def reserve_for_task(tx: Tx, task: Task) -> int:
     return made
 
 
+_CHANNELS_WITH_ROOM = select(WorkerChannel.task_channel_sid).where(
+    WorkerChannel.worker_sid == bindparam("worker_sid"),
+    WorkerChannel.available.is_(True),
+    WorkerChannel.reserved_tasks < WorkerChannel.capacity,
+)
+
+
 def _channels_with_room(tx: Tx, worker: Worker) -> list[str]:
     if not worker.available:
         return []
     if not tx.workspace.multi_task_enabled and worker.active_reservations > 0:
         return []
-    return list(tx.session.scalars(
-        select(WorkerChannel.task_channel_sid).where(
-            WorkerChannel.worker_sid == worker.sid,
-            WorkerChannel.available.is_(True),
-            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
+    return list(tx.session.scalars(_CHANNELS_WITH_ROOM, {"worker_sid": worker.sid}))
+
+
+@lru_cache(maxsize=4)
+def _candidate_tasks_query(order: str):
+    """Waiting tasks of one kind of queue (FIFO or LIFO) for one worker, built once with bound parameters."""
+    query = (
+        select(Task)
+        .join(TaskQueueMember, and_(TaskQueueMember.task_queue_sid == Task.task_queue_sid,
+                                    TaskQueueMember.worker_sid == bindparam("worker_sid")))
+        .join(TaskQueue, TaskQueue.sid == Task.task_queue_sid)
+        .where(
+            TaskQueue.task_order == order,
+            Task.assignment_status.in_(("pending", "reserved")),
+            Task.task_channel_sid.in_(bindparam("channel_sids", expanding=True)),
+            Task.pending_reservations < TaskQueue.max_reserved_workers,
+            ~_offer_blocked(Task.sid, bindparam("worker_sid"), Task.task_queue_entered_date),
         )
-    ))
+        .limit(bindparam("size")).offset(bindparam("offset"))
+    )
+    if order == "FIFO":
+        return query.order_by(Task.priority.desc(), Task.virtual_start_time, Task.sid)
+    return query.order_by(Task.virtual_start_time.desc(), Task.sid)
 
 
 def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator[Task]:
@@ -219,34 +260,21 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator
     FIFO queues serve by priority then age; LIFO queues newest first, ignoring priority; the
     workspace's PrioritizeQueueOrder says which kind goes first when a worker is in both.
     """
-    base = (
-        select(Task)
-        .join(TaskQueueMember, and_(TaskQueueMember.task_queue_sid == Task.task_queue_sid,
-                                    TaskQueueMember.worker_sid == worker.sid))
-        .join(TaskQueue, TaskQueue.sid == Task.task_queue_sid)
-        .where(
-            Task.assignment_status.in_(("pending", "reserved")),
-            Task.task_channel_sid.in_(channel_sids),
-            Task.pending_reservations < TaskQueue.max_reserved_workers,
-            ~_offer_blocked(Task.sid, worker.sid, Task.task_queue_entered_date),
-        )
-    )
-    fifo = base.where(TaskQueue.task_order == "FIFO").order_by(
-        Task.priority.desc(), Task.virtual_start_time, Task.sid)
-    lifo = base.where(TaskQueue.task_order == "LIFO").order_by(Task.virtual_start_time.desc(), Task.sid)
-    ordered = (fifo, lifo) if tx.workspace.prioritize_queue_order == "FIFO" else (lifo, fifo)
-    orders = {queue.task_order for queue in tx.config.queues.values()}
-    # A workspace without LIFO (or FIFO) queues needs no query for them.
-    ordered = tuple(q for q, order in zip(ordered, ("FIFO", "LIFO") if ordered[0] is fifo else ("LIFO", "FIFO"),
-                                          strict=True) if order in orders)
-    for query in ordered:
-        offset = 0
+    kinds = ("FIFO", "LIFO") if tx.workspace.prioritize_queue_order == "FIFO" else ("LIFO", "FIFO")
+    present = {queue.task_order for queue in tx.config.queues.values()}
+    params = {"worker_sid": worker.sid, "channel_sids": list(channel_sids)}
+    for kind in kinds:
+        if kind not in present:
+            continue  # a workspace without LIFO (or FIFO) queues needs no query for them
+        query = _candidate_tasks_query(kind)
+        offset, size = 0, 16
         while True:
-            rows = tx.session.scalars(query.limit(BATCH).offset(offset)).all()
+            rows = tx.session.scalars(query, {**params, "size": size, "offset": offset}).all()
             yield from rows
-            if len(rows) < BATCH:
+            if len(rows) < size:
                 break
-            offset += BATCH
+            offset += size
+            size = min(size * 4, BATCH)
 
 
 def reserve_for_worker(tx: Tx, worker: Worker) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .errors import IllegalState, InvalidParameter, ReservationNotPending
 from .events import emit, epoch_ms, task_age_seconds
@@ -174,11 +174,15 @@ def cancel_pending_reservations(tx: Tx, task: Task, status: str = "canceled", *,
             cancel_reservation_in(tx, reservation, status)
 
 
+_PENDING = (select(Reservation).where(Reservation.task_sid == bindparam("task_sid"),
+                                      Reservation.reservation_status == "pending")
+            .order_by(Reservation.date_created, Reservation.sid))
+_ACTIVE = select(Reservation).where(Reservation.task_sid == bindparam("task_sid"),
+                                    Reservation.reservation_status.in_(("accepted", "wrapping")))
+
+
 def pending_reservations(tx: Tx, task: Task) -> list[Reservation]:
-    return list(tx.session.scalars(
-        select(Reservation).where(Reservation.task_sid == task.sid, Reservation.reservation_status == "pending")
-        .order_by(Reservation.date_created, Reservation.sid)
-    ))
+    return list(tx.session.scalars(_PENDING, {"task_sid": task.sid}))
 
 
 def _cancel_if_over_assignment_limit(tx: Tx, task: Task) -> None:
@@ -255,10 +259,7 @@ def complete_reservation_in(tx: Tx, reservation: Reservation) -> None:
 
 def active_reservation(tx: Tx, task: Task) -> Reservation | None:
     """The accepted or wrapping reservation of a task, if it has one."""
-    return tx.session.scalar(
-        select(Reservation).where(Reservation.task_sid == task.sid,
-                                  Reservation.reservation_status.in_(("accepted", "wrapping")))
-    )
+    return tx.session.scalar(_ACTIVE, {"task_sid": task.sid})
 
 
 # -- the public operation: REST updates and assignment-callback replies share it -------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from . import validation
 from .errors import DuplicateName, IllegalState, InvalidParameter, NotFound
@@ -164,12 +164,15 @@ def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
     return list(tx.session.scalars(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid)))
 
 
+_WORKER_CHANNEL = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"),
+                                              WorkerChannel.task_channel_sid == bindparam("channel_sid"))
+
+
 def worker_channel(tx: Tx, worker: Worker, task_channel_sid: str) -> WorkerChannel:
     # The lookup reads no column that pending changes could alter, so it need not flush them first
     # (flushing here split one UPDATE of a task or worker into two).
     with tx.session.no_autoflush:
-        channel = tx.session.scalar(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid,
-                                                                WorkerChannel.task_channel_sid == task_channel_sid))
+        channel = tx.session.scalar(_WORKER_CHANNEL, {"worker_sid": worker.sid, "channel_sid": task_channel_sid})
     if channel is None:
         raise NotFound(f"Worker {worker.sid} has no channel {task_channel_sid}")
     return channel
