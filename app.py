@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from callcenter import api, database
+from callcenter import api, contact_center, database, voice
 from callcenter.config import load_config
 
 
@@ -22,6 +22,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
     database.init_app(app)
     api.register(app)
+    contact_center.init_app(app)
+    voice.register(app)
 
     @app.get("/health")
     def health():
@@ -39,4 +41,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "5000"))
-    create_app().run(host=os.environ.get("HOST", "127.0.0.1"), port=port)
+    application = create_app({"PORT": port})
+    contact_center.load_at_start(application)
+    application.run(host=os.environ.get("HOST", "127.0.0.1"), port=port)

@@ -24,6 +24,16 @@ def load_config() -> dict[str, Any]:
         "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN"),
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL"),
+        # Twilio's REST API, or the local phone simulator / a test double standing in for it.
+        "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or "https://api.twilio.com",
+        # The contact center's Twilio number: texts to agents and supervisors come from it.
+        "TWILIO_PHONE_NUMBER": os.environ.get("TWILIO_PHONE_NUMBER"),
+        # Where the engine posts assignment and event callbacks for the voice app; default PUBLIC_BASE_URL.
+        # In production, the app's internal address (e.g. http://127.0.0.1:8000) spares a trip through the tunnel.
+        "CALLBACK_BASE_URL": os.environ.get("CALLBACK_BASE_URL"),
+        # The contact center's shape: workspace, activities, queues, workflow, agents, menu, voice settings.
+        "CONTACT_CENTER_FILE": os.environ.get("CONTACT_CENTER_FILE") or "contact-center.toml",
+        "PORT": int(os.environ.get("PORT", "5000")),
         # Upgrading the schema at start suits a single development process; in production run
         # `flask --app app init-db` once per deploy and set AUTO_MIGRATE=false.
         "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),

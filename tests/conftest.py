@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from callcenter.database import alembic_config
 from callcenter.routing import FakeClock, Router
-from callcenter.routing.models import Base
+from callcenter.schema import metadata as schema_metadata
 
 POSTGRES_URL = os.environ.get("CALLCENTER_TEST_POSTGRES_URL")
 POSTGRES_SKIP_REASON = ("PostgreSQL not configured: set CALLCENTER_TEST_POSTGRES_URL "
@@ -49,7 +49,7 @@ def _drop_postgres_database(url: str) -> None:
 
 def _build_schema(url: str) -> None:
     engine = create_engine(url, poolclass=NullPool)
-    Base.metadata.create_all(engine)
+    schema_metadata.create_all(engine)
     engine.dispose()
     command.stamp(alembic_config(url), "head")
 
@@ -69,7 +69,7 @@ def postgres_session_url():
     _build_schema(url)
     engine = create_engine(url)
     # DELETE beats TRUNCATE on tables this small (TRUNCATE replaces every table's files).
-    statements = [f'DELETE FROM "{table.name}"' for table in reversed(Base.metadata.sorted_tables)]
+    statements = [f'DELETE FROM "{table.name}"' for table in reversed(schema_metadata.sorted_tables)]
     yield url, engine, statements
     engine.dispose()
     _drop_postgres_database(url)

@@ -6,10 +6,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from callcenter.routing.db import database_url_from_env
-from callcenter.routing.models import Base
+from callcenter.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -324,8 +324,8 @@ class Timer(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (
+        # No check on `kind`: applications register their own kinds (timers.register_timer).
         UniqueConstraint("kind", "subject_sid"),
-        CheckConstraint(_in("kind", TIMER_KINDS), name="kind"),
         Index("ix_timers_due", "due_at"),
         # Never reuse a deleted row's id (SQLite would): a sweep that read a due timer must not
         # claim a different timer created since under the same id.

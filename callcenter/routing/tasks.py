@@ -52,24 +52,32 @@ def create_task(
     if routing_target is not None:
         raise InvalidParameter("RoutingTarget is not supported by this server; route through a workflow")
     with router.transaction(workspace_sid) as tx:
-        workflow = _workflow_for(tx, workflow_sid)
-        from .workspaces import find_task_channel
+        return create_task_in(tx, attributes=attributes, workflow_sid=workflow_sid, priority=priority, ttl=ttl,
+                              task_channel=task_channel, virtual_start_time=virtual_start_time)
 
-        channel = find_task_channel(tx, task_channel or "default")
-        start = _virtual_start_time(virtual_start_time, tx.now)
-        task = Task(
-            sid=new_sid("WT"), workspace_sid=workspace_sid, workflow_sid=workflow.sid,
-            task_channel_sid=channel.sid, attributes=attributes, assignment_status="pending",
-            priority=priority or 0, timeout=ttl, virtual_start_time=start,
-            pending_reservations=0, assignment_count=0, version=1,
-            date_created=tx.now, date_updated=tx.now,
-        )
-        tx.session.add(task)  # inserted by the next flush, already placed in its queue
-        tx.created(task.sid)
-        tx.schedule("task_ttl", task.sid, ttl)
-        emit(tx, "task.created", resource=task, task=task, description=f"Task {task.sid} created")
-        enter_workflow(tx, task, workflow)
-        return task
+
+def create_task_in(tx: Tx, *, attributes: str, workflow_sid: str | None = None, priority: int | None = None,
+                   ttl: int = DEFAULT_TTL, task_channel: str | None = None,
+                   virtual_start_time: datetime | str | None = None) -> Task:
+    """Create and route a task inside a transaction the caller holds (attributes already validated)."""
+    workflow = _workflow_for(tx, workflow_sid)
+    from .workspaces import find_task_channel
+
+    channel = find_task_channel(tx, task_channel or "default")
+    start = _virtual_start_time(virtual_start_time, tx.now)
+    task = Task(
+        sid=new_sid("WT"), workspace_sid=tx.workspace.sid, workflow_sid=workflow.sid,
+        task_channel_sid=channel.sid, attributes=attributes, assignment_status="pending",
+        priority=priority or 0, timeout=ttl, virtual_start_time=start,
+        pending_reservations=0, assignment_count=0, version=1,
+        date_created=tx.now, date_updated=tx.now,
+    )
+    tx.session.add(task)  # inserted by the next flush, already placed in its queue
+    tx.created(task.sid)
+    tx.schedule("task_ttl", task.sid, ttl)
+    emit(tx, "task.created", resource=task, task=task, description=f"Task {task.sid} created")
+    enter_workflow(tx, task, workflow)
+    return task
 
 
 def _workflow_for(tx: Tx, workflow_sid: str | None) -> Workflow:

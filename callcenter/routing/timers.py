@@ -91,3 +91,15 @@ HANDLERS: dict[str, Callable[[Tx, str], None]] = {
     "task_cleanup": _task_cleanup,
     "assigned_max_age": _assigned_max_age,
 }
+
+
+def register_timer(kind: str, handler: Callable[[Tx, str], None]) -> None:
+    """Let an application built on the engine keep its own durable timers (e.g. the end of wrap-up).
+
+    The handler runs inside the workspace's write transaction, like the engine's own timers, and
+    must tolerate a subject that has moved on. Every process that sweeps must register it.
+    """
+    existing = HANDLERS.get(kind)
+    if existing is not None and existing is not handler:
+        raise ValueError(f"timer kind {kind!r} is already handled by {existing.__qualname__}")
+    HANDLERS[kind] = handler

@@ -1,0 +1,127 @@
+"""The one place that calls Twilio's REST API: ring agents, move callers, hang up, send texts.
+
+The base URL is configurable (TWILIO_API_BASE_URL), so the same code talks to Twilio, to the local
+phone simulator, or to a mock in tests. Twilio's refusals become `TelephonyError` (with Twilio's code,
+e.g. 21220 "call is not in-progress"); network trouble and Twilio's 5xx become `TelephonyUnavailable`,
+which callers treat as "try again later". Nothing here touches the engine: the voice app decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import requests
+from flask import Flask, current_app
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger("callcenter.telephony")
+
+TWILIO_API = "https://api.twilio.com"
+TIMEOUT_SECONDS = 10
+
+
+class TelephonyError(Exception):
+    """Twilio refused the request (4xx): retrying the same request will not help."""
+
+    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class TelephonyUnavailable(TelephonyError):
+    """Twilio could not be reached or failed (5xx): the request may succeed later."""
+
+
+class _RebasedHttpClient(TwilioHttpClient):
+    """Sends the SDK's requests to another base URL (the phone simulator, a test double)."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(timeout=TIMEOUT_SECONDS)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API):]
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    sid: str
+    status: str
+
+
+class Telephony:
+    def __init__(self, account_sid: str, auth_token: str, base_url: str = TWILIO_API) -> None:
+        http_client = _RebasedHttpClient(base_url) if base_url.rstrip("/") != TWILIO_API else TwilioHttpClient(
+            timeout=TIMEOUT_SECONDS)
+        self.client = Client(account_sid, auth_token, http_client=http_client)
+        self.account_sid = account_sid
+
+    # -- calls ----------------------------------------------------------------------------------------
+    def ring(self, *, to: str, from_: str, url: str, status_callback: str, timeout: int) -> CallInfo:
+        """Place a call to an agent; `url` gives the TwiML when they answer."""
+        call = self._do("ring " + to, lambda: self.client.calls.create(
+            to=to, from_=from_, url=url, method="POST", timeout=timeout, status_callback=status_callback,
+            status_callback_method="POST", status_callback_event=["initiated", "ringing", "answered", "completed"]))
+        return CallInfo(call.sid, call.status)
+
+    def redirect(self, call_sid: str, url: str) -> None:
+        """Make a live call (e.g. a caller waiting in a queue) continue with the TwiML at `url`."""
+        self._do(f"redirect {call_sid}", lambda: self.client.calls(call_sid).update(url=url, method="POST"))
+
+    def dequeue(self, queue_sid: str, call_sid: str, url: str) -> None:
+        """Take exactly this caller out of the queue to the TwiML at `url` (not the head of the queue)."""
+        self._do(f"dequeue {call_sid}", lambda: self.client.queues(queue_sid).members(call_sid).update(
+            url=url, method="POST"))
+
+    def hang_up(self, call_sid: str) -> None:
+        """End a call whether it still rings (canceled) or was answered (completed)."""
+        call = self._do(f"cancel {call_sid}", lambda: self.client.calls(call_sid).update(status="canceled"))
+        if call.status == "in-progress":
+            self._do(f"hang up {call_sid}", lambda: self.client.calls(call_sid).update(status="completed"))
+
+    # -- texts and numbers ----------------------------------------------------------------------------
+    def send_sms(self, *, to: str, from_: str, body: str) -> str:
+        message = self._do(f"text {to}", lambda: self.client.messages.create(to=to, from_=from_, body=body))
+        return message.sid
+
+    def configure_number(self, phone_number: str, *, voice_url: str, sms_url: str, status_callback: str) -> str:
+        """Point a Twilio number's Voice and Messaging webhooks at this app; returns its sid."""
+        numbers = self._do("find number", lambda: self.client.incoming_phone_numbers.list(
+            phone_number=phone_number, limit=2))
+        if not numbers:
+            raise TelephonyError(f"{phone_number} is not a number of account {self.account_sid}", code=20404,
+                                 status=404)
+        number = numbers[0]
+        self._do(f"configure {phone_number}", lambda: number.update(
+            voice_url=voice_url, voice_method="POST", sms_url=sms_url, sms_method="POST",
+            status_callback=status_callback, status_callback_method="POST"))
+        return number.sid
+
+    # -- errors ---------------------------------------------------------------------------------------
+    def _do(self, what: str, request):
+        try:
+            return request()
+        except TwilioRestException as err:
+            cls = TelephonyUnavailable if err.status >= 500 or err.status == 429 else TelephonyError
+            log.warning("twilio refused to %s: HTTP %s, code %s: %s", what, err.status, err.code, err.msg)
+            raise cls(err.msg or str(err), code=err.code, status=err.status) from err
+        except requests.RequestException as err:
+            log.warning("twilio unreachable to %s: %s", what, err)
+            raise TelephonyUnavailable(f"Twilio is unreachable: {err}") from err
+
+
+def get_telephony(app: Flask | None = None) -> Telephony:
+    """The app's adapter, built on first use from its configuration."""
+    app = app or current_app
+    telephony = app.extensions.get("telephony")
+    if telephony is None:
+        telephony = Telephony(app.config.get("TWILIO_ACCOUNT_SID") or "", app.config.get("TWILIO_AUTH_TOKEN") or "",
+                              app.config.get("TWILIO_API_BASE_URL") or TWILIO_API)
+        app.extensions["telephony"] = telephony
+    return telephony

@@ -1,0 +1,25 @@
+"""The voice contact center: Twilio's webhooks for calls, turned into engine operations and TwiML.
+
+A caller goes: `/voice/incoming` (menu) -> `/voice/menu` (task created, `<Enqueue>`) -> `/voice/wait`
+(hold) -> dequeued to `/voice/caller/connect` (conference named after the task) when an agent has
+answered `/voice/agent/answer` and pressed 1 at `/voice/agent/confirm`. Agents are rung from the
+engine's assignment callback `/voice/assignment`; the engine's event callback `/voice/events` sends
+callers whose task was canceled to voicemail and stops agent phones that no longer need to ring.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+from . import agents, callers, events  # noqa: E402,F401  (routes register on bp)
+from .flow import register_timers  # noqa: E402
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+    register_timers()
+    from .numbers import twilio_cli
+
+    app.cli.add_command(twilio_cli)

@@ -1,0 +1,138 @@
+"""Webhooks of the agent's side: the engine's assignment callback rings them; their call's webhooks bridge them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Response, jsonify, request
+
+from callcenter.contact_center import ContactCenter
+from callcenter.telephony import TelephonyError, TelephonyUnavailable
+from twiml import voice as twiml
+
+from . import bp, flow
+from .callers import speech, voice_webhook, xml
+from .flow import form, public_url
+
+log = logging.getLogger("callcenter.voice")
+
+# Twilio's final statuses for a call that was never answered.
+NOT_ANSWERED = ("no-answer", "busy", "failed", "canceled")
+
+
+@bp.post("/assignment")
+@voice_webhook
+def assignment(center: ContactCenter):
+    """The engine reserved an agent for a caller: ring the agent. The reservation is accepted when they answer.
+
+    The reply is empty (the reservation stays pending) or a `reject` instruction; a 503 makes the
+    engine retry, with the reservation timeout as the last word.
+    """
+    try:
+        worker_attributes = json.loads(form("WorkerAttributes") or "{}")
+    except ValueError:
+        worker_attributes = {}
+    offer = flow.offer(center, form("ReservationSid"), form("TaskSid"), form("WorkerSid"), worker_attributes)
+    if offer.leg_exists:
+        return Response(status=200)  # a retried callback: the agent's phone already rings
+    if offer.caller is None:
+        log.warning("reservation %s is for task %s, which is not a call of this app", offer.reservation_sid,
+                    offer.task_sid)
+        return Response(status=200)
+    if not offer.contact_uri:
+        log.error("worker %s has no contact_uri attribute: cannot ring them", offer.worker_sid)
+        return _reject(center)
+    try:
+        flow.ring_agent(center, offer)
+    except TelephonyUnavailable as err:
+        log.warning("could not ring %s yet (%s): the engine will retry", offer.contact_uri, err)
+        return Response("Twilio unavailable", status=503)
+    except TelephonyError as err:
+        log.error("Twilio refused to ring %s (code %s): %s", offer.contact_uri, err.code, err)
+        return _reject(center)
+    return Response(status=200)
+
+
+def _reject(center: ContactCenter) -> Response:
+    # The agent cannot be reached: offline, so the engine stops offering them callers.
+    return jsonify(instruction="reject", activity_sid=center.activity_for("offline"))
+
+
+@bp.post("/agent/answer")
+@voice_webhook
+def agent_answer(center: ContactCenter):
+    """The agent picked up: tell them who is calling and ask them to take it (or connect at once)."""
+    reservation_sid = request.args.get("reservation", "")
+    reservation, task, _ = flow.reservation_state(reservation_sid)
+    if reservation is None or reservation.reservation_status != "pending":
+        return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
+    flow.agent_answered(center, reservation_sid)
+    if not center.voice.agent_confirm:
+        return _connect(center, reservation_sid)
+    return xml(twiml.agent_confirm(whisper=_whisper(task), action=public_url("voice.agent_confirm",
+                                                                          reservation=reservation_sid),
+                                   speech=speech(center)))
+
+
+@bp.post("/agent/confirm")
+@voice_webhook
+def agent_confirm(center: ContactCenter):
+    """1 takes the call; anything else, or nothing (a voicemail box answered), passes it to the next agent."""
+    reservation_sid = request.args.get("reservation", "")
+    if form("Digits") == "1":
+        return _connect(center, reservation_sid)
+    flow.decline(center, reservation_sid, "declined" if form("Digits") else "no key pressed")
+    return xml(twiml.goodbye("The call goes to another agent. You are now offline; text ON to come back.",
+                             speech(center)))
+
+
+def _connect(center: ContactCenter, reservation_sid: str) -> Response:
+    caller = flow.accept(center, reservation_sid)
+    if caller is None:
+        return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
+    try:
+        flow.move_caller(caller, public_url("voice.caller_connect"))
+    except TelephonyUnavailable as err:
+        log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, err)
+        flow.requeue(center, caller.task_sid)
+        return xml(twiml.goodbye("Sorry, we could not connect the caller. They stay in line.", speech(center)))
+    except TelephonyError as err:
+        log.info("caller %s is gone (%s)", caller.call_sid, err)
+        flow.caller_gone(center, caller.task_sid)
+        return xml(twiml.goodbye("Sorry, the caller hung up. Goodbye.", speech(center)))
+    return xml(twiml.conference(room=caller.task_sid, action=public_url("voice.agent_after", task=caller.task_sid),
+                                whisper="Connecting.", speech=speech(center), end_on_exit=True))
+
+
+@bp.post("/agent/status")
+@voice_webhook
+def agent_status(center: ContactCenter):
+    """The agent leg's status callback: a ring that ended unanswered passes the caller on."""
+    reservation_sid = request.args.get("reservation", "")
+    status = form("CallStatus")
+    if status in NOT_ANSWERED:
+        flow.decline(center, reservation_sid, f"agent's phone: {status}")
+    elif status == "completed":
+        reservation, task, _ = flow.reservation_state(reservation_sid)
+        if reservation is not None and reservation.reservation_status == "pending":
+            flow.decline(center, reservation_sid, "agent hung up before taking the call")
+        elif task is not None and task.assignment_status == "assigned" and reservation.reservation_status == "accepted":
+            flow.end_conversation(center, task.sid)  # the agent hung up: the conversation is over
+    return Response(status=204)
+
+
+@bp.post("/agent/after")
+@voice_webhook
+def agent_after(center: ContactCenter):
+    """The agent's conference ended: the task wraps up."""
+    flow.end_conversation(center, request.args.get("task", ""))
+    return xml(twiml.goodbye("The call has ended.", speech(center)))
+
+
+def _whisper(task) -> str:
+    from callcenter.phones import spoken
+
+    attributes = json.loads(task.attributes) if task is not None else {}
+    topic = attributes.get("selected_product")
+    return f"Call from {spoken(attributes.get('from'))}" + (f" about {topic}." if topic else ".")

@@ -1,0 +1,476 @@
+"""The call flow's engine side: each step is one transaction on the workspace, and Twilio is called after commit.
+
+Webhook views stay thin: they read Twilio's parameters, call one function here, and answer with
+TwiML. Everything here is idempotent, because Twilio and the engine both deliver at least once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, request, url_for
+from sqlalchemy import select
+
+from callcenter.contact_center import ContactCenter
+from callcenter.database import get_router
+from callcenter.phones import is_phone_number
+from callcenter.routing.errors import RoutingError
+from callcenter.routing.models import Reservation, Task, Worker
+from callcenter.routing.reservations import accept_reservation_in, active_reservation, reject_reservation_in
+from callcenter.routing.tasks import DEFAULT_TTL, cancel_task_in, complete_task_in, create_task_in, wrap_task_in
+from callcenter.routing.timers import register_timer
+from callcenter.routing.workers import set_activity
+from callcenter.telephony import TelephonyError, TelephonyUnavailable, get_telephony
+
+from .models import AgentLeg, Call
+
+log = logging.getLogger("callcenter.voice")
+
+WAITING = ("pending", "reserved")
+WRAP_UP_TIMER = "voice_wrap_up"
+
+
+def public_url(endpoint: str, **values: str) -> str:
+    """An absolute URL Twilio can reach: PUBLIC_BASE_URL when set (ngrok), else the request's own host."""
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
+
+
+# -- the caller ------------------------------------------------------------------------------------
+
+def note_call(center: ContactCenter, call_sid: str, from_number: str, to_number: str) -> Call:
+    """The row of this call, created on its first webhook (a retry finds it)."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is None:
+            call = Call(call_sid=call_sid, workspace_sid=center.workspace_sid, from_number=from_number,
+                        to_number=to_number, choices="{}", menu_attempts=0, date_created=tx.now,
+                        supervisors_notified=False)
+            tx.session.add(call)
+        return call
+
+
+def count_menu_attempt(center: ContactCenter, call_sid: str) -> int:
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        call.menu_attempts += 1
+        return call.menu_attempts
+
+
+def start_task(center: ContactCenter, call: Call, choices: dict) -> str:
+    """Create the call's task (once per CallSid) and route it; returns the task sid."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        row = tx.session.get(Call, call.call_sid)
+        if row is None:
+            row = Call(call_sid=call.call_sid, workspace_sid=center.workspace_sid, from_number=call.from_number,
+                       to_number=call.to_number, menu_attempts=0, date_created=tx.now, supervisors_notified=False)
+            tx.session.add(row)
+        if row.task_sid is not None:
+            return row.task_sid  # Twilio retried the webhook: the caller already has a task
+        attributes = {"type": "inbound_call", "call_sid": row.call_sid, "from": row.from_number,
+                      "to": row.to_number, "direction": "inbound", **choices}
+        task = create_task_in(tx, attributes=json.dumps(attributes), workflow_sid=center.workflow_sid,
+                              task_channel="voice", ttl=center.voice.max_wait_seconds or DEFAULT_TTL)
+        row.task_sid = task.sid
+        row.choices = json.dumps(choices)
+        row.date_enqueued = tx.now
+        return task.sid
+
+
+def note_queue(center: ContactCenter, call_sid: str, queue_sid: str | None) -> Task | None:
+    """Remember the Twilio queue the caller waits in (to dequeue exactly them); returns their task."""
+    router = get_router()
+    with router.read() as session:
+        call = session.get(Call, call_sid)
+        task = session.get(Task, call.task_sid) if call is not None and call.task_sid else None
+    if call is not None and queue_sid and call.queue_sid != queue_sid:
+        with router.transaction(center.workspace_sid) as tx:
+            tx.session.get(Call, call_sid).queue_sid = queue_sid
+    return task
+
+
+def abandon(center: ContactCenter, call_sid: str, reason: str = "caller hung up") -> None:
+    """The caller hung up while waiting: cancel the task and stop any phone ringing for it."""
+    ringing: list[str] = []
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is None:
+            return
+        call.date_ended = call.date_ended or tx.now
+        task = tx.session.get(Task, call.task_sid) if call.task_sid else None
+        if task is not None and task.assignment_status in WAITING:
+            call.outcome = call.outcome or "abandoned"
+            ringing = _end_legs(tx, task.sid)
+            cancel_task_in(tx, task, reason)
+        elif call.outcome is None and task is None:
+            call.outcome = "abandoned"  # hung up in the menu
+    _hang_up(ringing)
+
+
+def call_ended(center: ContactCenter, call_sid: str) -> None:
+    """The caller's call is over, whatever stage it was at (Twilio's status callback)."""
+    router = get_router()
+    with router.read() as session:
+        call = session.get(Call, call_sid)
+        task = session.get(Task, call.task_sid) if call is not None and call.task_sid else None
+    if call is None:
+        return
+    if task is None or task.assignment_status in WAITING:
+        abandon(center, call_sid)
+    elif task.assignment_status == "assigned":
+        end_conversation(center, task.sid)
+    else:
+        with router.transaction(center.workspace_sid) as tx:
+            row = tx.session.get(Call, call_sid)
+            row.date_ended = row.date_ended or tx.now
+    if call.outcome == "missed" and not call.supervisors_notified:
+        notify_supervisors(center, call_sid)  # hung up without leaving a message
+
+
+def send_to_voicemail(center: ContactCenter, task_sid: str) -> None:
+    """The caller's task was canceled while they waited (workflow timeout, TTL): offer voicemail."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+        if call is None or call.outcome is not None:
+            return  # not a call, or already ended (hung up, answered, already sent)
+        call.outcome = "missed"
+    try:
+        move_caller(call, public_url("voice.voicemail"))
+    except TelephonyError as err:
+        log.info("caller %s left before voicemail (%s)", call.call_sid, err)
+        with get_router().transaction(center.workspace_sid) as tx:
+            tx.session.get(Call, call.call_sid).outcome = "abandoned"
+
+
+def mark_missed(center: ContactCenter, call_sid: str, reason: str) -> None:
+    """The caller left the queue without an agent (Twilio error, queue full): cancel, offer voicemail."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is None:
+            return
+        call.outcome = call.outcome or "missed"
+        task = tx.session.get(Task, call.task_sid) if call.task_sid else None
+        ringing = _end_legs(tx, task.sid) if task is not None else []
+        if task is not None and task.assignment_status in WAITING:
+            cancel_task_in(tx, task, reason)
+    _hang_up(ringing)
+
+
+def move_caller(call: Call, url: str) -> None:
+    """Take this caller (not the head of a shared queue) to the TwiML at `url`."""
+    telephony = get_telephony()
+    if call.queue_sid:
+        try:
+            telephony.dequeue(call.queue_sid, call.call_sid, url)
+            return
+        except TelephonyUnavailable:
+            raise
+        except TelephonyError as err:
+            log.info("dequeue of %s failed (%s); redirecting the call instead", call.call_sid, err)
+    telephony.redirect(call.call_sid, url)
+
+
+def save_recording(center: ContactCenter, call_sid: str, url: str | None, sid: str | None,
+                   duration: str | None) -> None:
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is None:
+            return
+        call.outcome = call.outcome or "missed"
+        call.recording_url, call.recording_sid = url, sid
+        call.recording_duration = int(duration) if duration and duration.isdigit() else None
+
+
+def save_transcription(center: ContactCenter, call_sid: str, text: str | None) -> None:
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is not None:
+            call.transcription = text
+
+
+def notify_supervisors(center: ContactCenter, call_sid: str) -> None:
+    """One SMS per supervisor about a missed call, with its voicemail when there is one (sent once)."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.get(Call, call_sid)
+        if call is None or call.supervisors_notified:
+            return
+        call.supervisors_notified = True
+    choices = ", ".join(str(value) for value in json.loads(call.choices or "{}").values())
+    body = f"Missed call from {call.from_number or 'an unknown number'}" + (f" ({choices})" if choices else "")
+    body += f". Voicemail: {call.recording_url}" if call.recording_url else ". No voicemail was left."
+    for number in center.voice.supervisors:
+        send_sms(number, body, from_=call.to_number)
+
+
+# -- the agent -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Offer:
+    """What the assignment callback needs to ring an agent."""
+
+    reservation_sid: str
+    task_sid: str
+    worker_sid: str
+    caller: Call | None
+    contact_uri: str | None
+    leg_exists: bool
+
+
+def offer(center: ContactCenter, reservation_sid: str, task_sid: str, worker_sid: str,
+          worker_attributes: dict) -> Offer:
+    with get_router().read() as session:
+        caller = session.scalar(select(Call).where(Call.task_sid == task_sid))
+        leg = session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+    contact_uri = worker_attributes.get("contact_uri")
+    return Offer(reservation_sid, task_sid, worker_sid, caller, contact_uri if isinstance(contact_uri, str) else None,
+                 leg is not None)
+
+
+def ring_agent(center: ContactCenter, offer: Offer) -> str:
+    """Ring the agent for a reservation; returns the agent leg's CallSid."""
+    caller = offer.caller
+    values = {"reservation": offer.reservation_sid}
+    # A phone shows our number (Twilio only lets us present our own); a browser client can show the caller's.
+    from_ = (center.voice.caller_id or current_app.config.get("TWILIO_PHONE_NUMBER") or caller.to_number
+             if is_phone_number(offer.contact_uri) else caller.from_number or caller.to_number)
+    call = get_telephony().ring(to=offer.contact_uri, from_=from_, url=public_url("voice.agent_answer", **values),
+                                status_callback=public_url("voice.agent_status", **values),
+                                timeout=center.voice.ring_seconds)
+    with get_router().transaction(center.workspace_sid) as tx:
+        if tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == offer.reservation_sid)) is None:
+            tx.session.add(AgentLeg(call_sid=call.sid, reservation_sid=offer.reservation_sid, task_sid=offer.task_sid,
+                                    worker_sid=offer.worker_sid, workspace_sid=center.workspace_sid, status="ringing",
+                                    date_created=tx.now, date_updated=tx.now))
+        reservation = tx.session.get(Reservation, offer.reservation_sid)
+        still_wanted = reservation is not None and reservation.reservation_status == "pending"
+    if not still_wanted:
+        _hang_up([call.sid])  # the caller left or another agent took it while we dialed
+    return call.sid
+
+
+def reservation_state(reservation_sid: str) -> tuple[Reservation | None, Task | None, Worker | None]:
+    with get_router().read() as session:
+        reservation = session.get(Reservation, reservation_sid)
+        if reservation is None:
+            return None, None, None
+        return reservation, session.get(Task, reservation.task_sid), session.get(Worker, reservation.worker_sid)
+
+
+def agent_answered(center: ContactCenter, reservation_sid: str) -> None:
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is not None and leg.status == "ringing":
+            leg.status, leg.date_updated = "answered", tx.now
+
+
+def accept(center: ContactCenter, reservation_sid: str) -> Call | None:
+    """The agent took the call: accept the reservation. Returns the caller to bridge, or None if too late."""
+    try:
+        with get_router().transaction(center.workspace_sid) as tx:
+            reservation = tx.session.get(Reservation, reservation_sid)
+            if reservation is None or reservation.reservation_status != "pending":
+                return None
+            accept_reservation_in(tx, reservation)
+            call = tx.session.scalar(select(Call).where(Call.task_sid == reservation.task_sid))
+            if call is not None:
+                call.outcome, call.worker_sid, call.date_answered = "answered", reservation.worker_sid, tx.now
+            leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+            if leg is not None:
+                leg.status, leg.date_updated = "bridged", tx.now
+            return call
+    except RoutingError as err:
+        log.info("reservation %s could not be accepted: %s", reservation_sid, err)
+        return None
+
+
+def decline(center: ContactCenter, reservation_sid: str, why: str) -> None:
+    """No answer, busy, declined: reject, move the agent to the timeout activity, and tell them by SMS."""
+    moved_worker = None
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is not None and leg.status in ("ringing", "answered"):
+            leg.status, leg.date_updated = "ended", tx.now
+        reservation = tx.session.get(Reservation, reservation_sid)
+        if reservation is None or reservation.reservation_status != "pending":
+            return
+        offline = tx.workspace.timeout_activity_sid or center.activity_for("offline")
+        reject_reservation_in(tx, reservation, activity_sid=offline)
+        moved_worker = tx.session.get(Worker, reservation.worker_sid)
+    log.info("reservation %s rejected: %s", reservation_sid, why)
+    tell_agent_how_to_come_back(center, moved_worker)
+
+
+def tell_agent_how_to_come_back(center: ContactCenter, worker: Worker | None) -> None:
+    if worker is None:
+        return
+    attributes = json.loads(worker.attributes or "{}")
+    phone = attributes.get("phone") or attributes.get("contact_uri")
+    if not is_phone_number(phone):
+        return
+    send_sms(phone, f"You missed a call, {worker.friendly_name}, so you are now Offline. Reply ON to take calls "
+             "again.")
+
+
+def caller_gone(center: ContactCenter, task_sid: str, worker_available: bool = True) -> None:
+    """The agent accepted but the caller had already hung up: finish the task, free the agent."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        task = tx.session.get(Task, task_sid)
+        call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+        if call is not None:
+            call.outcome, call.date_ended = "abandoned", call.date_ended or tx.now
+        if task is None or task.assignment_status not in ("assigned", "wrapping"):
+            return
+        reservation = active_reservation(tx, task)
+        complete_task_in(tx, task, "caller hung up before the agent answered")
+        if reservation is not None and worker_available:
+            worker = tx.session.get(Worker, reservation.worker_sid)
+            set_activity(tx, worker, tx.activity(center.activity_for("available")))
+
+
+def requeue(center: ContactCenter, task_sid: str) -> None:
+    """Twilio could not move the caller to the agent: give the caller a new task, still waiting in queue."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        task = tx.session.get(Task, task_sid)
+        call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+        if task is None or call is None or task.assignment_status != "assigned":
+            return
+        reservation = active_reservation(tx, task)
+        complete_task_in(tx, task, "could not connect the caller; routed again")
+        if reservation is not None:
+            set_activity(tx, tx.session.get(Worker, reservation.worker_sid),
+                         tx.activity(center.activity_for("available")))
+        replacement = create_task_in(tx, attributes=task.attributes, workflow_sid=center.workflow_sid,
+                                     priority=task.priority + 1, task_channel="voice",
+                                     ttl=center.voice.max_wait_seconds or DEFAULT_TTL)
+        call.task_sid, call.outcome, call.worker_sid, call.date_answered = replacement.sid, None, None, None
+
+
+def end_conversation(center: ContactCenter, task_sid: str) -> None:
+    """The bridged call is over: the task wraps up and the agent goes to wrap-up, then back to available."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+        if call is not None:
+            call.date_ended = call.date_ended or tx.now
+        task = tx.session.get(Task, task_sid)
+        if task is None or task.assignment_status != "assigned":
+            return
+        reservation = active_reservation(tx, task)
+        worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
+        wrap_up = center.role_sids.get("wrap_up")
+        seconds = center.voice.wrap_up_seconds
+        if seconds <= 0 or worker is None:
+            complete_task_in(tx, task, "call ended")
+            if worker is not None:
+                set_activity(tx, worker, tx.activity(center.activity_for("available")))
+            return
+        wrap_task_in(tx, task)
+        if wrap_up:
+            set_activity(tx, worker, tx.activity(wrap_up))
+        tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
+        if call is not None:
+            call.wrap_up_activity_sid = wrap_up
+            call.after_wrap_up_activity_sid = center.activity_for("available")
+
+
+def finish_wrap_up(tx, task_sid: str) -> None:
+    """The wrap-up time is over: complete the task, and make the agent available if still in wrap-up."""
+    task = tx.session.get(Task, task_sid)
+    if task is None or task.assignment_status != "wrapping":
+        return  # completed early from the agent console or the API
+    reservation = active_reservation(tx, task)
+    complete_task_in(tx, task, "wrap-up time ended")
+    call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+    if reservation is None or call is None or not call.after_wrap_up_activity_sid:
+        return
+    worker = tx.session.get(Worker, reservation.worker_sid)
+    # An agent who chose another activity during wrap-up (a break, say) stays there.
+    if worker is not None and worker.activity_sid == call.wrap_up_activity_sid:
+        set_activity(tx, worker, tx.activity(call.after_wrap_up_activity_sid))
+
+
+def finish_task_now(center: ContactCenter, task_sid: str) -> None:
+    """The agent is done (agent console): complete the task, ending wrap-up early; an agent still in
+    wrap-up, or still in the on-a-call activity, becomes available. Another activity they chose is kept."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        task = tx.session.get(Task, task_sid)
+        if task is None or task.assignment_status not in ("assigned", "wrapping"):
+            return
+        reservation = active_reservation(tx, task)
+        if task.assignment_status == "assigned":
+            call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
+            if call is not None:
+                call.date_ended = call.date_ended or tx.now
+        complete_task_in(tx, task, "completed by the agent")
+        worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
+        system_set = {center.role_sids.get("wrap_up"), center.role_sids.get("busy")} - {None}
+        if worker is not None and worker.activity_sid in system_set:
+            set_activity(tx, worker, tx.activity(center.activity_for("available")))
+
+
+def bridge_caller(center: ContactCenter, caller: Call) -> str:
+    """Move an accepted caller into the conference named after their task: "connected", or "requeued"
+    (Twilio unreachable: the caller gets a new task) or "gone" (the caller hung up: the agent is freed)."""
+    try:
+        move_caller(caller, public_url("voice.caller_connect"))
+    except TelephonyUnavailable as err:
+        log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, err)
+        requeue(center, caller.task_sid)
+        return "requeued"
+    except TelephonyError as err:
+        log.info("caller %s is gone (%s)", caller.call_sid, err)
+        caller_gone(center, caller.task_sid)
+        return "gone"
+    return "connected"
+
+
+def register_timers() -> None:
+    register_timer(WRAP_UP_TIMER, finish_wrap_up)
+
+
+# -- the engine's notices --------------------------------------------------------------------------
+
+def stop_ringing(center: ContactCenter, reservation_sid: str) -> bool:
+    """The reservation ended (timeout, canceled, rescinded): stop that agent's phone. True if it rang."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is None or leg.status not in ("ringing", "answered"):
+            return False
+        leg.status, leg.date_updated = "ended", tx.now
+    _hang_up([leg.call_sid])
+    return True
+
+
+def _end_legs(tx, task_sid: str) -> list[str]:
+    legs = tx.session.scalars(select(AgentLeg).where(AgentLeg.task_sid == task_sid,
+                                                     AgentLeg.status.in_(("ringing", "answered")))).all()
+    for leg in legs:
+        leg.status, leg.date_updated = "ended", tx.now
+    return [leg.call_sid for leg in legs]
+
+
+def _hang_up(call_sids: list[str]) -> None:
+    for call_sid in call_sids:
+        try:
+            get_telephony().hang_up(call_sid)
+        except TelephonyError as err:  # already over, most likely: nothing is lost
+            log.info("could not hang up %s: %s", call_sid, err)
+
+
+def send_sms(to: str, body: str, from_: str | None = None) -> None:
+    sender = current_app.config.get("TWILIO_PHONE_NUMBER") or from_
+    if not sender:
+        log.warning("no TWILIO_PHONE_NUMBER to text %s from: %s", to, body)
+        return
+    try:
+        get_telephony().send_sms(to=to, from_=sender, body=body)
+    except TelephonyError as err:
+        log.warning("text to %s not sent: %s", to, err)
+
+
+def form(name: str) -> str:
+    return request.form.get(name, "")

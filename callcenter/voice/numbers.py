@@ -1,0 +1,40 @@
+"""`flask twilio configure-number`: point a Twilio number's webhooks at this app."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from callcenter.phones import to_e164
+from callcenter.telephony import TelephonyError, get_telephony
+
+twilio_cli = AppGroup("twilio", help="Connect the app to your Twilio account.")
+
+
+def webhook_urls(base_url: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {"voice_url": f"{base}/voice/incoming", "sms_url": f"{base}/sms/incoming",
+            "status_callback": f"{base}/voice/status"}
+
+
+@twilio_cli.command("configure-number")
+@click.argument("phone_number")
+@click.option("--base-url", default=None, help="The app's public URL (default: PUBLIC_BASE_URL).")
+def configure_number_command(phone_number: str, base_url: str | None) -> None:
+    """Set PHONE_NUMBER's Voice, Messaging and call-status webhooks to this app's public URL."""
+    base_url = base_url or current_app.config.get("PUBLIC_BASE_URL")
+    if not base_url:
+        raise click.ClickException("set PUBLIC_BASE_URL (your ngrok https URL) or pass --base-url")
+    number = to_e164(phone_number)
+    if number is None:
+        raise click.ClickException(f"{phone_number!r} is not a phone number")
+    urls = webhook_urls(base_url)
+    try:
+        sid = get_telephony().configure_number(number, **urls)
+    except TelephonyError as err:
+        raise click.ClickException(f"Twilio refused: {err} (code {err.code})") from None
+    click.echo(f"{number} ({sid}) now sends:")
+    click.echo(f"  calls to          {urls['voice_url']}")
+    click.echo(f"  texts to          {urls['sms_url']}")
+    click.echo(f"  call status to    {urls['status_callback']}")

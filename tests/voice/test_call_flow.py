@@ -1,0 +1,320 @@
+"""A whole call, webhook by webhook: answered, passed to the next agent, abandoned, voicemail, retried webhooks."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+from tests.support import PUBLIC_BASE_URL
+
+from .conftest import CALLER, NUMBER, twiml
+
+QUEUE_SID = "QU" + "9" * 32
+
+
+def answer(scenario, reservation_sid: str, digits: str | None = "1"):
+    """The agent's phone is answered and (by default) the agent presses 1; returns the agent's TwiML."""
+    leg = scenario.agent_leg(reservation_sid)
+    root = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation_sid}", CallSid=leg.call_sid,
+                               CallStatus="in-progress"))
+    assert root.find("Gather") is not None
+    params = {"Digits": digits} if digits is not None else {}
+    return twiml(scenario.post(f"/voice/agent/confirm?reservation={reservation_sid}", CallSid=leg.call_sid, **params))
+
+
+def test_answered_call_bridges_exactly_this_caller_to_the_agent_then_wraps_up(scenario):
+    other_caller = scenario.dial(digits="1")  # waits in the same Twilio queue, for sales: nobody is available
+    caller = scenario.dial(digits="2")  # support: Bob can take it
+    scenario.set_activity("Bob", "Available")
+    scenario.deliver()
+
+    task = scenario.task(caller)
+    assert json.loads(task.attributes) == {"type": "inbound_call", "call_sid": caller, "from": CALLER, "to": NUMBER,
+                                           "direction": "inbound", "selected_product": "support"}
+    [reservation] = scenario.reservations(caller)
+    assert reservation.worker_sid == scenario.worker("Bob").sid and reservation.reservation_status == "pending"
+    [ring] = scenario.ring_requests()
+    assert ring["To"] == "+15005550002" and ring["From"] == NUMBER and ring["Timeout"] == "15"
+    assert ring["Url"] == f"{PUBLIC_BASE_URL}/voice/agent/answer?reservation={reservation.sid}"
+    assert ring["StatusCallback"] == f"{PUBLIC_BASE_URL}/voice/agent/status?reservation={reservation.sid}"
+
+    agent_twiml = answer(scenario, reservation.sid)
+    conference = agent_twiml.find("Dial/Conference")
+    assert conference.text == task.sid and conference.get("endConferenceOnExit") == "true"
+    # Exactly this caller left the queue (by CallSid, not the head of the queue) for the same room.
+    [dequeue] = scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{caller}")
+    assert dequeue["Url"] == f"{PUBLIC_BASE_URL}/voice/caller/connect"
+    assert not scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{other_caller}")
+    caller_twiml = twiml(scenario.post("/voice/caller/connect", CallSid=caller))
+    assert caller_twiml.find("Dial/Conference").text == task.sid
+    assert scenario.task(caller).assignment_status == "assigned"
+    assert scenario.activity_of("Bob") == "On a call"
+    assert scenario.call(caller).outcome == "answered"
+
+    # The agent hangs up: the conference ends, the task wraps up, the agent gets 30 s of wrap-up.
+    twiml(scenario.post(f"/voice/agent/after?task={task.sid}", CallSid=scenario.agent_leg(reservation.sid).call_sid))
+    assert scenario.task(caller).assignment_status == "wrapping"
+    assert scenario.activity_of("Bob") == "Wrap-up"
+    scenario.advance(29)
+    assert scenario.task(caller).assignment_status == "wrapping"
+    scenario.advance(1)
+    assert scenario.task(caller).assignment_status == "completed"
+    assert scenario.activity_of("Bob") == "Available"
+
+
+def test_agent_who_does_not_answer_goes_offline_is_told_by_sms_and_the_next_agent_is_rung(scenario):
+    scenario.set_activity("Bob", "Available")
+    scenario.clock.advance(5)
+    scenario.set_activity("Alice", "Available")  # Bob has been idle longer: he is rung first
+    caller = scenario.dial(digits="2")
+    scenario.deliver()
+    [first] = scenario.reservations(caller)
+    assert first.worker_sid == scenario.worker("Bob").sid
+
+    leg = scenario.agent_leg(first.sid)
+    scenario.post(f"/voice/agent/status?reservation={first.sid}", CallSid=leg.call_sid, CallStatus="no-answer")
+    scenario.deliver()
+
+    assert scenario.activity_of("Bob") == "Offline"
+    by_worker = {r.worker_sid: r.reservation_status for r in scenario.reservations(caller)}
+    assert by_worker == {scenario.worker("Bob").sid: "rejected", scenario.worker("Alice").sid: "pending"}
+    assert [ring["To"] for ring in scenario.ring_requests()] == ["+15005550002", "+15005550001"]
+    [text] = scenario.rest.texts()
+    assert text["To"] == "+15005550002" and "Reply ON" in text["Body"]
+    assert scenario.task(caller).assignment_status == "reserved"  # the caller still waits, now for Alice
+
+
+def test_agent_who_declines_passes_the_call_on(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    goodbye = answer(scenario, reservation.sid, digits="2")
+    assert goodbye.find("Hangup") is not None
+    assert scenario.reservations(caller)[0].reservation_status == "rejected"
+    assert scenario.activity_of("Alice") == "Offline"
+    assert scenario.task(caller).assignment_status == "pending"
+    assert not scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/.*")
+
+
+def test_voicemail_box_answering_does_not_take_the_call(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    answer(scenario, reservation.sid, digits=None)  # nobody pressed a key
+    assert scenario.reservations(caller)[0].reservation_status == "rejected"
+    assert scenario.task(caller).assignment_status == "pending"
+
+
+def test_reservation_timeout_stops_the_ringing_phone_and_texts_the_agent(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    leg = scenario.agent_leg(reservation.sid)
+
+    scenario.advance(30)  # the workflow's task_reservation_timeout
+
+    assert scenario.reservations(caller)[0].reservation_status == "timeout"
+    assert scenario.activity_of("Alice") == "Offline"  # the workspace's timeout activity
+    assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}") == [{"Status": "canceled"}]
+    [text] = scenario.rest.texts()
+    assert text["To"] == "+15005550001" and "Reply ON" in text["Body"]
+    assert scenario.task(caller).assignment_status == "pending"
+
+
+def test_caller_hanging_up_while_an_agent_rings_cancels_the_task_and_stops_the_ring(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    leg = scenario.agent_leg(reservation.sid)
+
+    root = twiml(scenario.post("/voice/queue-result", CallSid=caller, QueueResult="hangup", QueueSid=QUEUE_SID))
+    scenario.deliver()
+
+    assert list(root) == []
+    assert scenario.task(caller).assignment_status == "canceled"
+    assert scenario.reservations(caller)[0].reservation_status == "canceled"
+    assert scenario.call(caller).outcome == "abandoned"
+    assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}") == [{"Status": "canceled"}]  # once, not per notice
+    assert scenario.activity_of("Alice") == "Available"
+    # The agent picks up a moment too late: they are told, nothing is accepted.
+    late = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid))
+    assert late.find("Hangup") is not None and late.find("Gather") is None
+
+
+def test_caller_status_callback_alone_cancels_a_waiting_task(scenario):
+    caller = scenario.dial(digits="2")
+    assert scenario.post("/voice/status", CallSid=caller, CallStatus="completed").status_code == 204
+    assert scenario.task(caller).assignment_status == "canceled"
+    assert scenario.call(caller).outcome == "abandoned"
+    scenario.post("/voice/queue-result", CallSid=caller, QueueResult="hangup")  # the late twin changes nothing
+    assert scenario.task(caller).reason == "caller hung up"
+
+
+def test_no_agent_before_the_workflow_times_out_sends_the_caller_to_voicemail(scenario):
+    caller = scenario.dial(digits="2")
+    scenario.advance(120)  # the Support target's timeout: the task is canceled
+
+    assert scenario.task(caller).assignment_status == "canceled"
+    [moved] = scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{caller}")
+    assert moved["Url"] == f"{PUBLIC_BASE_URL}/voice/voicemail"
+    assert scenario.call(caller).outcome == "missed"
+
+    record = twiml(scenario.post("/voice/voicemail", CallSid=caller)).find("Record")
+    assert record.get("action") == f"{PUBLIC_BASE_URL}/voice/voicemail/recorded"
+    assert record.get("transcribeCallback") == f"{PUBLIC_BASE_URL}/voice/voicemail/transcribed"
+    bye = twiml(scenario.post("/voice/voicemail/recorded", CallSid=caller, RecordingUrl="https://api.twilio.com/RE1",
+                              RecordingSid="RE" + "1" * 32, RecordingDuration="12"))
+    assert bye.find("Hangup") is not None
+    scenario.post("/voice/voicemail/transcribed", CallSid=caller, TranscriptionText="Please call me back")
+    call = scenario.call(caller)
+    assert (call.recording_url, call.recording_duration, call.transcription) == (
+        "https://api.twilio.com/RE1", 12, "Please call me back")
+    [text] = scenario.rest.texts()
+    assert text["To"] == "+15005550999" and CALLER in text["Body"] and "https://api.twilio.com/RE1" in text["Body"]
+    # The caller hangs up after the message: no second text.
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    assert len(scenario.rest.texts()) == 1
+
+
+def test_missed_caller_who_leaves_no_message_is_still_reported(scenario):
+    caller = scenario.dial(digits="2")
+    scenario.advance(120)
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    [text] = scenario.rest.texts()
+    assert "No voicemail" in text["Body"]
+
+
+def test_wait_url_tells_the_position_and_plays_hold_music(scenario):
+    caller = scenario.dial(digits="2")
+    root = twiml(scenario.post("/voice/wait", CallSid=caller, QueueSid=QUEUE_SID, QueuePosition="3"))
+    assert "number 3" in root.find("Say").text
+    assert root.find("Play").text == "https://example.com/hold.mp3"
+
+
+def test_wait_url_lets_a_caller_without_a_task_leave_for_voicemail(scenario):
+    caller = scenario.dial(digits="2")
+    scenario.advance(120)
+    root = twiml(scenario.post("/voice/wait", CallSid=caller, QueueSid=QUEUE_SID, QueuePosition="1"))
+    assert [child.tag for child in root] == ["Leave"]
+    after = twiml(scenario.post("/voice/queue-result", CallSid=caller, QueueResult="leave"))
+    assert after.find("Record") is not None
+
+
+def test_retried_webhooks_never_create_a_second_task(scenario):
+    caller = scenario.dial(digits="1")
+    first = scenario.call(caller).task_sid
+    params = {"CallSid": caller, "From": CALLER, "To": NUMBER}
+    again = twiml(scenario.post("/voice/menu", Digits="1", **params))
+    also = twiml(scenario.post("/voice/incoming", **params))
+    assert again.find("Enqueue") is not None and also.find("Enqueue") is not None
+    assert scenario.call(caller).task_sid == first
+    from callcenter.routing.models import Task
+    with scenario.router.read() as session:
+        assert session.query(Task).count() == 1
+
+
+def test_retried_assignment_callback_rings_the_agent_once(scenario, app):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    assert len(scenario.reservations(caller)) == 1
+    transport = scenario.router.deliverer.transport
+    url, params = next((u, p) for u, p in transport.sent if u.endswith("/voice/assignment"))
+    reply = transport(url, params, {"X-Twilio-Signature": scenario.twilio.validator.compute_signature(url, params)}, 5)
+    assert reply.status == 200
+    assert len(scenario.ring_requests()) == 1
+
+
+def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
+    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
+
+    root = answer(scenario, reservation.sid)
+
+    assert root.find("Hangup") is not None and root.find("Dial") is None
+    assert scenario.task(caller).assignment_status == "completed"
+    assert scenario.call(caller).outcome == "abandoned"
+    assert scenario.activity_of("Alice") == "Available"
+
+
+def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    old_task = scenario.call(caller).task_sid
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
+
+    answer(scenario, reservation.sid)
+
+    new_task = scenario.task(caller)
+    assert new_task.sid != old_task and new_task.assignment_status in ("pending", "reserved")
+    assert json.loads(new_task.attributes)["call_sid"] == caller
+    assert scenario.call(caller).outcome is None
+
+
+def test_agent_with_an_unreachable_number_is_taken_offline(scenario):
+    scenario.rest.fail("POST", "Calls", 400, 21217, "Phone number is not a valid phone number")
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    assert scenario.reservations(caller)[0].reservation_status == "rejected"
+    assert scenario.activity_of("Alice") == "Offline"
+    assert scenario.task(caller).assignment_status == "pending"
+
+
+def test_twilio_unavailable_when_ringing_is_retried_by_the_engine(scenario):
+    scenario.rest.fail("POST", "Calls", 500, 20500, "Internal error")
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    assert scenario.reservations(caller)[0].reservation_status == "pending"
+    scenario.rest.failures.clear()
+    scenario.advance(5)  # the outbox's backoff
+    assert len(scenario.ring_requests()) == 2
+    assert scenario.agent_leg(scenario.reservations(caller)[0].sid) is not None
+
+
+def test_caller_hanging_up_after_the_bridge_wraps_the_task(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    answer(scenario, reservation.sid)
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    assert scenario.task(caller).assignment_status == "wrapping"
+    assert scenario.activity_of("Alice") == "Wrap-up"
+
+
+def test_agent_choosing_a_break_during_wrap_up_stays_on_break(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    answer(scenario, reservation.sid)
+    twiml(scenario.post("/voice/caller/after", CallSid=caller, From=CALLER, To=NUMBER))
+    scenario.set_activity("Alice", "Break")
+    scenario.advance(30)
+    assert scenario.task(caller).assignment_status == "completed"
+    assert scenario.activity_of("Alice") == "Break"
+
+
+def test_agent_confirm_prompt_says_who_calls_and_about_what(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    leg = scenario.agent_leg(reservation.sid)
+    root = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid))
+    gather = root.find("Gather")
+    assert "4 1 5 5 5 5 0 1 0 0" in gather.find("Say").text and "sales" in gather.find("Say").text
+    action = urlsplit(gather.get("action"))
+    assert action.path == "/voice/agent/confirm" and parse_qs(action.query) == {"reservation": [reservation.sid]}
