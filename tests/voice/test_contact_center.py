@@ -1,0 +1,164 @@
+"""The contact-center file: checked with messages that say where, loaded idempotently, never destructive."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+import responses
+from sqlalchemy import select
+
+from callcenter import contact_center
+from callcenter.contact_center import SpecError, parse_spec, read_spec
+from callcenter.database import get_router
+from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow, Workspace
+from tests.support import CONTACT_CENTER_FILE, PUBLIC_BASE_URL, TWILIO_API
+
+BASE = Path(CONTACT_CENTER_FILE).read_text()
+
+
+def test_loading_builds_the_workspace_the_file_describes(app):
+    center = contact_center.current(app)
+    router = get_router(app)
+    with router.read() as session:
+        workspace = session.get(Workspace, center.workspace_sid)
+        activities = {a.friendly_name: a.available for a in session.scalars(
+            select(Activity).where(Activity.workspace_sid == workspace.sid))}
+        queues = {q.friendly_name: q.target_workers for q in session.scalars(
+            select(TaskQueue).where(TaskQueue.workspace_sid == workspace.sid))}
+        workflow = session.get(Workflow, center.workflow_sid)
+        workers = {w.friendly_name: w for w in session.scalars(select(Worker).where(Worker.workspace_sid == workspace.sid))}
+    assert activities == {"Available": True, "Offline": False, "Unavailable": False, "Break": False,
+                          "On a call": False, "Wrap-up": False}
+    assert workspace.timeout_activity_sid == center.activity_for("offline")
+    assert workspace.event_callback_url == f"{PUBLIC_BASE_URL}/voice/events"
+    assert not workspace.multi_task_enabled
+    assert queues == {"Sales": "products HAS 'sales'", "Support": "products HAS 'support'"}
+    assert workflow.assignment_callback_url == f"{PUBLIC_BASE_URL}/voice/assignment"
+    routing = json.loads(workflow.configuration)["task_routing"]
+    assert routing["filters"][0]["targets"] == [{"queue": center.queue_sids["Sales"], "timeout": 120}]
+    assert routing["default_filter"] == {"queue": center.queue_sids["Support"]}
+    assert json.loads(workers["Carol"].attributes) == {"products": ["sales"], "contact_uri": "client:carol",
+                                                        "phone": "+15005550003"}
+    assert workers["Alice"].activity_sid == center.activity_for("offline")
+
+
+def test_loading_again_changes_nothing_and_keeps_every_sid(app):
+    first = contact_center.current(app)
+    again, changes = contact_center.load(app)
+    assert changes == []
+    assert (again.workspace_sid, again.workflow_sid, again.queue_sids) == (
+        first.workspace_sid, first.workflow_sid, first.queue_sids)
+
+
+def test_editing_the_file_updates_in_place_and_deletes_nothing(app, tmp_path):
+    center = contact_center.current(app)
+    router = get_router(app)
+    alice = _worker(router, center, "Alice")
+    from callcenter.routing import workers
+    workers.update_worker(router, center.workspace_sid, alice.sid, activity_sid=center.activity_for("available"))
+    edited = (BASE.replace("products HAS 'support'", "products HAS 'support' OR products HAS 'billing'")
+              .replace('[[agents]]\nname = "Bob"', '[[agents]]\nname = "Dan"\ncontact_uri = "+1 (500) 555-0004"\n\n'
+                       '[[agents]]\nname = "Bob"'))
+    path = tmp_path / "cc.toml"
+    path.write_text(edited)
+
+    updated, changes = contact_center.load(app, str(path))
+
+    assert changes == ["updated queue Support", "created agent Dan"]
+    assert updated.queue_sids == center.queue_sids
+    assert _worker(router, center, "Alice").activity_sid == center.activity_for("available")  # kept
+    assert json.loads(_worker(router, center, "Dan").attributes)["contact_uri"] == "+15005550004"
+    # Bob is still there even if a later file forgets him: loading never deletes.
+    path.write_text(edited.replace('[[agents]]\nname = "Bob"\ncontact_uri = "+15005550002"\n'
+                                   'attributes = { products = ["support"] }\n', ""))
+    contact_center.load(app, str(path))
+    assert _worker(router, center, "Bob") is not None
+
+
+def _worker(router, center, name):
+    with router.read() as session:
+        return session.scalar(select(Worker).where(Worker.workspace_sid == center.workspace_sid,
+                                                   Worker.friendly_name == name))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("products HAS 'sales'", "products HAS"), r"queues\[0\]\.target_workers: .*expected a value after 'HAS'"),
+    (('targets = [{ queue = "Sales", timeout = 120 }]', 'targets = [{ queue = "Saels" }]'),
+     r"workflow\.filters\[0\]\.targets\[0\]\.queue: 'Saels' is not one of the \[\[queues\]\]"),
+    (('contact_uri = "+15005550002"', 'contact_uri = "call bob"'), r"agents\[1\]\.contact_uri: 'call bob' is not"),
+    (('queue = "Support"\n\n[voice]', 'queue = "Support"\ntimeout = 60\n\n[voice]'),
+     r"workflow\.default_filter\.timeout: .*max_wait_seconds"),
+    (("default_option = \"2\"", "default_option = \"7\""), r"menu\.default_option: '7' is not the digit"),
+    (("ring_seconds = 15", "ring_secs = 15"), r"voice\.ring_secs: unknown setting"),
+    (('role = "busy"', 'role = "lunch"'), r"activities\[3\]\.role: 'lunch' is not one of"),
+])
+def test_a_wrong_file_is_refused_with_where_and_what(tmp_path, edit, message):
+    path = tmp_path / "cc.toml"
+    path.write_text(BASE.replace(*edit))
+    with pytest.raises(SpecError, match=message):
+        read_spec(path)
+
+
+def test_a_file_that_is_not_toml_names_the_line(tmp_path):
+    path = tmp_path / "cc.toml"
+    path.write_text("[workspace\nname = 'x'")
+    with pytest.raises(SpecError, match="line 1"):
+        read_spec(path)
+
+
+def test_menu_choice_by_key_or_word():
+    menu = read_spec(CONTACT_CENTER_FILE).menu
+    assert menu.choose("1", None).attributes == {"selected_product": "sales"}
+    assert menu.choose(None, "Sales, please").digit == "1"
+    assert menu.choose("9", None) is None and menu.choose(None, None) is None
+    assert menu.default.digit == "2"
+
+
+def test_minimal_file_gets_taskrouter_default_activities():
+    spec = parse_spec({"workspace": {"name": "Tiny"}, "queues": [{"name": "All"}],
+                       "workflow": {"name": "Calls", "default_filter": {"queue": "All"}}})
+    roles = {role: name for name, _, role in spec.activities if role}
+    assert roles == {"available": "Available", "offline": "Offline"}
+
+
+def test_cli_load_reports_what_it_did(app):
+    result = app.test_cli_runner().invoke(args=["contact-center", "load", CONTACT_CENTER_FILE])
+    assert result.exit_code == 0, result.output
+    assert "is up to date" in result.output and "created" not in result.output
+
+
+def test_cli_load_refuses_a_wrong_file_without_changing_anything(app, tmp_path):
+    path = tmp_path / "cc.toml"
+    path.write_text(BASE.replace("products HAS 'sales'", "products HAS 'sales' AND"))
+    result = app.test_cli_runner().invoke(args=["contact-center", "load", str(path)])
+    assert result.exit_code != 0 and "queues[0].target_workers" in result.output
+
+
+def test_configure_number_points_the_webhooks_at_the_public_url(app):
+    number_sid = "PN" + "7" * 32
+    with responses.RequestsMock() as mock:
+        mock.get(f"{TWILIO_API}/IncomingPhoneNumbers.json", json={
+            "incoming_phone_numbers": [{"sid": number_sid, "phone_number": "+15005550000"}],
+            "meta": {"page": 0, "page_size": 2, "next_page_uri": None, "key": "incoming_phone_numbers"}})
+        mock.post(f"{TWILIO_API}/IncomingPhoneNumbers/{number_sid}.json", json={"sid": number_sid})
+        result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "(500) 555-0000"])
+        assert result.exit_code == 0, result.output
+        assert "PhoneNumber=%2B15005550000" in mock.calls[0].request.url
+        update = dict(parse_qsl(mock.calls[1].request.body))
+    assert update == {"VoiceUrl": f"{PUBLIC_BASE_URL}/voice/incoming", "VoiceMethod": "POST",
+                      "SmsUrl": f"{PUBLIC_BASE_URL}/sms/incoming", "SmsMethod": "POST",
+                      "StatusCallback": f"{PUBLIC_BASE_URL}/voice/status", "StatusCallbackMethod": "POST"}
+    assert re.search(r"calls to\s+https://cc\.example\.com/voice/incoming", result.output)
+
+
+def test_configure_number_says_when_the_number_is_not_in_the_account(app):
+    with responses.RequestsMock() as mock:
+        mock.get(f"{TWILIO_API}/IncomingPhoneNumbers.json", json={
+            "incoming_phone_numbers": [], "meta": {"page": 0, "page_size": 2, "next_page_uri": None,
+                                                   "key": "incoming_phone_numbers"}})
+        result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "+15005550123"])
+    assert result.exit_code != 0 and "is not a number of account" in result.output
