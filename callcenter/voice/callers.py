@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from callcenter.contact_center import ContactCenter, NotLoaded, SpecError, current
 from callcenter.signatures import twilio_webhook
@@ -43,12 +43,14 @@ def voice_webhook(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _menu(center: ContactCenter, apology: str = "") -> Response:
+def _menu(center: ContactCenter, apology: str = "", attempt: int = 0) -> Response:
     menu = center.menu
+    # The attempt rides in the URL: the greeting writes nothing, so it stays fast under a burst of calls.
+    action = public_url("voice.menu_choice", **({"attempt": str(attempt)} if attempt else {}))
     return xml(twiml.menu(
         greeting=center.voice.greeting, prompts=[option.prompt for option in menu.options],
-        words=[word for option in menu.options for word in option.words], action=public_url("voice.menu_choice"),
-        no_input_url=public_url("voice.menu_choice"), speech=speech(center), apology=apology))
+        words=[word for option in menu.options for word in option.words], action=action,
+        no_input_url=action, speech=speech(center), apology=apology))
 
 
 def _enqueue(center: ContactCenter) -> Response:
@@ -56,15 +58,18 @@ def _enqueue(center: ContactCenter) -> Response:
                              action=public_url("voice.queue_result")))
 
 
+def _caller(center: ContactCenter) -> flow.CallerInfo:
+    return flow.CallerInfo(form("CallSid"), form("From"), form("To"))
+
+
 @bp.post("/incoming")
 @voice_webhook
 def incoming(center: ContactCenter):
     """The number's Voice webhook: greet the caller and offer the menu (or queue them at once if there is none)."""
-    call = flow.note_call(center, form("CallSid"), form("From"), form("To"))
-    if call.task_sid is not None:
+    if flow.task_of_call(form("CallSid")) is not None:
         return _enqueue(center)  # a retry after the caller already chose
     if not center.menu.options:
-        flow.start_task(center, call, {})
+        flow.start_task(center, _caller(center), {})
         return _enqueue(center)
     return _menu(center)
 
@@ -73,14 +78,14 @@ def incoming(center: ContactCenter):
 @voice_webhook
 def menu_choice(center: ContactCenter):
     """The menu's answer: a key, a word, or nothing. Once more on a miss, then the default option."""
-    call = flow.note_call(center, form("CallSid"), form("From"), form("To"))
-    if call.task_sid is None:
+    if flow.task_of_call(form("CallSid")) is None:
         option = center.menu.choose(form("Digits"), form("SpeechResult"))
         if option is None:
-            if flow.count_menu_attempt(center, call.call_sid) <= 1:
-                return _menu(center, apology=center.menu.prompt_on_retry)
+            attempt = request.args.get("attempt", "0")
+            if attempt == "0":
+                return _menu(center, apology=center.menu.prompt_on_retry, attempt=1)
             option = center.menu.default
-        flow.start_task(center, call, dict(option.attributes) if option else {})
+        flow.start_task(center, _caller(center), dict(option.attributes) if option else {})
     return _enqueue(center)
 
 
@@ -133,9 +138,9 @@ def caller_connect(center: ContactCenter):
 @voice_webhook
 def caller_after(center: ContactCenter):
     """The conversation is over (the conference ended): thank the caller; the task wraps up."""
-    call = flow.note_call(center, form("CallSid"), form("From"), form("To"))
-    if call.task_sid:
-        flow.end_conversation(center, call.task_sid)
+    task_sid = flow.task_of_call(form("CallSid"))
+    if task_sid:
+        flow.end_conversation(center, task_sid)
     return xml(twiml.goodbye("Thank you for calling. Goodbye.", speech(center)))
 
 

@@ -43,32 +43,27 @@ def public_url(endpoint: str, **values: str) -> str:
 
 # -- the caller ------------------------------------------------------------------------------------
 
-def note_call(center: ContactCenter, call_sid: str, from_number: str, to_number: str) -> Call:
-    """The row of this call, created on its first webhook (a retry finds it)."""
-    with get_router().transaction(center.workspace_sid) as tx:
-        call = tx.session.get(Call, call_sid)
-        if call is None:
-            call = Call(call_sid=call_sid, workspace_sid=center.workspace_sid, from_number=from_number,
-                        to_number=to_number, choices="{}", menu_attempts=0, date_created=tx.now,
-                        supervisors_notified=False)
-            tx.session.add(call)
-        return call
+@dataclass(frozen=True)
+class CallerInfo:
+    call_sid: str
+    from_number: str
+    to_number: str
 
 
-def count_menu_attempt(center: ContactCenter, call_sid: str) -> int:
-    with get_router().transaction(center.workspace_sid) as tx:
-        call = tx.session.get(Call, call_sid)
-        call.menu_attempts += 1
-        return call.menu_attempts
+def task_of_call(call_sid: str) -> str | None:
+    """The task of a caller's call, if the caller already has one (a read: no write lock)."""
+    with get_router().read() as session:
+        return session.scalar(select(Call.task_sid).where(Call.call_sid == call_sid))
 
 
-def start_task(center: ContactCenter, call: Call, choices: dict) -> str:
+def start_task(center: ContactCenter, caller: CallerInfo, choices: dict) -> str:
     """Create the call's task (once per CallSid) and route it; returns the task sid."""
     with get_router().transaction(center.workspace_sid) as tx:
-        row = tx.session.get(Call, call.call_sid)
+        row = tx.session.get(Call, caller.call_sid)
         if row is None:
-            row = Call(call_sid=call.call_sid, workspace_sid=center.workspace_sid, from_number=call.from_number,
-                       to_number=call.to_number, menu_attempts=0, date_created=tx.now, supervisors_notified=False)
+            row = Call(call_sid=caller.call_sid, workspace_sid=center.workspace_sid, from_number=caller.from_number,
+                       to_number=caller.to_number, choices="{}", date_created=tx.now,
+                       supervisors_notified=False)
             tx.session.add(row)
         if row.task_sid is not None:
             return row.task_sid  # Twilio retried the webhook: the caller already has a task
@@ -107,8 +102,6 @@ def abandon(center: ContactCenter, call_sid: str, reason: str = "caller hung up"
             call.outcome = call.outcome or "abandoned"
             ringing = _end_legs(tx, task.sid)
             cancel_task_in(tx, task, reason)
-        elif call.outcome is None and task is None:
-            call.outcome = "abandoned"  # hung up in the menu
     _hang_up(ringing)
 
 

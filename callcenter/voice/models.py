@@ -24,7 +24,6 @@ class Call(Base):
     from_number: Mapped[str] = mapped_column(String(64), default="")
     to_number: Mapped[str] = mapped_column(String(64), default="")
     choices: Mapped[str] = mapped_column(Text, default="{}")
-    menu_attempts: Mapped[int] = mapped_column(Integer, default=0)
     queue_sid: Mapped[str | None] = mapped_column(String(34))
     # None while the call is in the menu or waiting; then answered / abandoned / missed / failed.
     outcome: Mapped[str | None] = mapped_column(String(16), index=True)

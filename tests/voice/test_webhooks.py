@@ -14,7 +14,6 @@ from tests.support import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_BASE_URL, TwilioWebhoo
 from .conftest import CALLER, NUMBER, twiml
 
 
-
 def _webhook_routes() -> list[str]:
     """Every route of the Twilio-facing blueprints (voice, and SMS when present)."""
     from flask import Flask
@@ -137,18 +136,20 @@ def test_no_or_invalid_input_repeats_the_menu_once_then_routes_to_the_default(sc
     again = twiml(scenario.post("/voice/menu", **params, **miss))
     assert again.find("Gather") is not None
     assert again.find("Gather/Say").text == "Sorry, I didn't get that."
-    assert scenario.call(call_sid).task_sid is None
-    queued = twiml(scenario.post("/voice/menu", **params, **miss))
+    assert again.find("Gather").get("action") == f"{PUBLIC_BASE_URL}/voice/menu?attempt=1"
+    assert scenario.call(call_sid) is None
+    queued = twiml(scenario.post("/voice/menu?attempt=1", **params, **miss))
     assert queued.find("Enqueue") is not None
     import json
     assert json.loads(scenario.task(call_sid).attributes)["selected_product"] == "support"  # default_option = 2
 
 
-def test_caller_hanging_up_in_the_menu_is_an_abandoned_call_without_a_task(scenario):
+def test_caller_hanging_up_in_the_menu_leaves_no_task(scenario):
     call_sid = "CA" + "4" * 32
     scenario.post("/voice/incoming", CallSid=call_sid, From=CALLER, To=NUMBER)
-    scenario.post("/voice/status", CallSid=call_sid, CallStatus="completed")
-    assert scenario.call(call_sid).outcome == "abandoned" and scenario.call(call_sid).task_sid is None
+    assert scenario.post("/voice/status", CallSid=call_sid, CallStatus="completed").status_code == 204
+    with scenario.router.read() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 0
 
 
 def test_number_without_a_loaded_contact_center_says_so_instead_of_silence(database_url):

@@ -42,7 +42,6 @@ def upgrade() -> None:
     sa.Column('from_number', sa.String(length=64), nullable=False),
     sa.Column('to_number', sa.String(length=64), nullable=False),
     sa.Column('choices', sa.Text(), nullable=False),
-    sa.Column('menu_attempts', sa.Integer(), nullable=False),
     sa.Column('queue_sid', sa.String(length=34), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.Column('worker_sid', sa.String(length=34), nullable=True),
