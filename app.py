@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from callcenter import api, contact_center, database, voice
+from callcenter import api, contact_center, database, sms, voice
 from callcenter.config import load_config
 
 
@@ -24,6 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register(app)
     contact_center.init_app(app)
     voice.register(app)
+    sms.register(app)
 
     @app.get("/health")
     def health():

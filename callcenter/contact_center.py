@@ -25,10 +25,12 @@ from callcenter.routing import Router, queues, workers, workflows, workspaces
 from callcenter.routing.expressions import ExpressionError, compile_expression
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow, Workspace
 
+# Seconds an agent has, once they answer, to press 1 (see twiml.voice.agent_confirm).
+CONFIRM_SECONDS = 10
 ROLES = ("available", "offline", "break", "busy", "wrap_up")
 # What the voice app must hear about from the engine (see callcenter/voice/events.py).
 VOICE_EVENTS = ("task.canceled", "workflow.timeout", "reservation.timeout", "reservation.canceled",
-                "reservation.rescinded")
+                "reservation.rescinded", "reservation.rejected")
 
 
 class SpecError(ValueError):
@@ -208,16 +210,23 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
         if not isinstance(attributes, dict):
             raise SpecError(f"{where}.attributes must be a table")
         agents.append(AgentSpec(_text(item, "name", where), contact_uri, to_e164(phone), attributes))
+    voice = _voice(raw.get("voice", {}))
+    reservation_timeout = int(workflow.get("task_reservation_timeout", 120))
+    # The reservation must outlast the ring and the agent's key press, or answered calls find it gone.
+    needed = voice.ring_seconds + (CONFIRM_SECONDS if voice.agent_confirm else 0)
+    if reservation_timeout < needed:
+        raise SpecError(f"workflow.task_reservation_timeout: {reservation_timeout} s is shorter than the ring "
+                        f"({voice.ring_seconds} s) and the agent's answer; use at least {needed}")
     return Spec(
         workspace_name=_text(workspace, "name", "workspace"),
         prioritize_queue_order=workspace.get("prioritize_queue_order", "FIFO"),
         activities=tuple(activities),
         queues=tuple(queue_specs),
         workflow_name=_text(workflow, "name", "workflow"),
-        task_reservation_timeout=int(workflow.get("task_reservation_timeout", 30)),
+        task_reservation_timeout=reservation_timeout,
         filters=tuple(filters),
         default_filter=default_filter,
-        voice=_voice(raw.get("voice", {})),
+        voice=voice,
         menu=_menu(raw.get("menu", {})),
         agents=tuple(agents),
     )

@@ -19,13 +19,18 @@ log = logging.getLogger("callcenter.voice")
 @bp.post("/events")
 @voice_webhook
 def events(center: ContactCenter):
-    """Canceled task -> voicemail for its caller; ended reservation -> stop that agent's phone."""
+    """Canceled task -> voicemail for its caller; ended reservation -> stop that agent's phone.
+
+    A reservation also ends without the voice app: an agent texts "off" or rejects on the console
+    while their phone rings. The phone must stop then too.
+    """
     event_type = form("EventType")
     if form("WorkspaceSid") and form("WorkspaceSid") != center.workspace_sid:
         return Response(status=204)
     if event_type in ("workflow.timeout", "task.canceled"):
         flow.send_to_voicemail(center, form("TaskSid"))
-    elif event_type in ("reservation.timeout", "reservation.canceled", "reservation.rescinded"):
+    elif event_type in ("reservation.timeout", "reservation.canceled", "reservation.rescinded",
+                        "reservation.rejected"):
         rang = flow.stop_ringing(center, form("ReservationSid"))
         if event_type == "reservation.timeout" and rang:
             # The engine moved the agent to the timeout activity: tell them how to come back.

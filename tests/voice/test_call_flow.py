@@ -318,3 +318,19 @@ def test_agent_confirm_prompt_says_who_calls_and_about_what(scenario):
     assert "4 1 5 5 5 5 0 1 0 0" in gather.find("Say").text and "sales" in gather.find("Say").text
     action = urlsplit(gather.get("action"))
     assert action.path == "/voice/agent/confirm" and parse_qs(action.query) == {"reservation": [reservation.sid]}
+
+
+def test_agent_going_offline_by_text_while_the_phone_rings_stops_the_ring(scenario):
+    from callcenter.routing import workers
+
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    leg = scenario.agent_leg(reservation.sid)
+    workers.update_worker(scenario.router, scenario.center.workspace_sid, scenario.worker("Alice").sid,
+                          activity_sid=scenario.center.activity_sids["Offline"], reject_pending_reservations=True)
+    scenario.deliver()
+    assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}") == [{"Status": "canceled"}]
+    assert scenario.agent_leg(reservation.sid).status == "ended"
+    assert not scenario.rest.texts()  # the agent chose to go offline: no "reply ON" text
