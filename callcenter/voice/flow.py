@@ -366,7 +366,8 @@ def end_conversation(center: ContactCenter, task_sid: str) -> None:
             set_activity(tx, worker, tx.activity(wrap_up))
         tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
         if call is not None:
-            call.wrap_up_activity_sid = wrap_up
+            # Without a wrap-up activity the agent wraps up in the one they talked in.
+            call.wrap_up_activity_sid = wrap_up or worker.activity_sid
             call.after_wrap_up_activity_sid = center.activity_for("available")
 
 

@@ -334,3 +334,13 @@ def test_agent_going_offline_by_text_while_the_phone_rings_stops_the_ring(scenar
     assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}") == [{"Status": "canceled"}]
     assert scenario.agent_leg(reservation.sid).status == "ended"
     assert not scenario.rest.texts()  # the agent chose to go offline: no "reply ON" text
+
+
+def test_a_browser_agent_is_rung_as_a_client_and_sees_the_callers_number(scenario):
+    scenario.set_activity("Carol", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [ring] = scenario.ring_requests()
+    assert ring["To"] == "client:carol" and ring["From"] == CALLER
+    [reservation] = scenario.reservations(caller)
+    assert reservation.worker_sid == scenario.worker("Carol").sid
