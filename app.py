@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from callcenter import api, contact_center, database, sms, voice
+from callcenter import api, contact_center, database, sms, voice, web
 from callcenter.config import load_config
 
 
@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     contact_center.init_app(app)
     voice.register(app)
     sms.register(app)
+    web.register(app)
 
     @app.get("/health")
     def health():

@@ -39,6 +39,8 @@ def load_config() -> dict[str, Any]:
         "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),
         "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
+        # The dashboard's service level: calls answered within this many seconds of entering a queue.
+        "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
     }

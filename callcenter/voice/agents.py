@@ -65,6 +65,9 @@ def agent_answer(center: ContactCenter):
     """The agent picked up: tell them who is calling and ask them to take it (or connect at once)."""
     reservation_sid = request.args.get("reservation", "")
     reservation, task, _ = flow.reservation_state(reservation_sid)
+    if reservation is not None and reservation.reservation_status == "accepted" and task.assignment_status == "assigned":
+        # Accepted on the agent console while the phone rang: the caller is already in the room.
+        return _join(center, task.sid)
     if reservation is None or reservation.reservation_status != "pending":
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
     flow.agent_answered(center, reservation_sid)
@@ -91,17 +94,16 @@ def _connect(center: ContactCenter, reservation_sid: str) -> Response:
     caller = flow.accept(center, reservation_sid)
     if caller is None:
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
-    try:
-        flow.move_caller(caller, public_url("voice.caller_connect"))
-    except TelephonyUnavailable as err:
-        log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, err)
-        flow.requeue(center, caller.task_sid)
+    outcome = flow.bridge_caller(center, caller)
+    if outcome == "requeued":
         return xml(twiml.goodbye("Sorry, we could not connect the caller. They stay in line.", speech(center)))
-    except TelephonyError as err:
-        log.info("caller %s is gone (%s)", caller.call_sid, err)
-        flow.caller_gone(center, caller.task_sid)
+    if outcome == "gone":
         return xml(twiml.goodbye("Sorry, the caller hung up. Goodbye.", speech(center)))
-    return xml(twiml.conference(room=caller.task_sid, action=public_url("voice.agent_after", task=caller.task_sid),
+    return _join(center, caller.task_sid)
+
+
+def _join(center: ContactCenter, task_sid: str) -> Response:
+    return xml(twiml.conference(room=task_sid, action=public_url("voice.agent_after", task=task_sid),
                                 whisper="Connecting.", speech=speech(center), end_on_exit=True))
 
 

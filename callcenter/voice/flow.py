@@ -364,8 +364,9 @@ def end_conversation(center: ContactCenter, task_sid: str) -> None:
         wrap_task_in(tx, task)
         if wrap_up:
             set_activity(tx, worker, tx.activity(wrap_up))
-        tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
+        # A call's wrap-up ends by itself; other work (a task from the API) when the agent completes it.
         if call is not None:
+            tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
             # Without a wrap-up activity the agent wraps up in the one they talked in.
             call.wrap_up_activity_sid = wrap_up or worker.activity_sid
             call.after_wrap_up_activity_sid = center.activity_for("available")

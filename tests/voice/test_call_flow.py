@@ -344,3 +344,19 @@ def test_a_browser_agent_is_rung_as_a_client_and_sees_the_callers_number(scenari
     assert ring["To"] == "client:carol" and ring["From"] == CALLER
     [reservation] = scenario.reservations(caller)
     assert reservation.worker_sid == scenario.worker("Carol").sid
+
+
+def test_agent_who_accepted_on_the_console_joins_the_caller_when_picking_up(scenario):
+    from callcenter.voice import flow
+
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        accepted = flow.accept(scenario.center, reservation.sid)
+        assert flow.bridge_caller(scenario.center, accepted) == "connected"
+    leg = scenario.agent_leg(reservation.sid)
+    root = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid))
+    assert root.find("Dial/Conference").text == scenario.task(caller).sid
+    assert root.find("Gather") is None

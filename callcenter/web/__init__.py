@@ -1,0 +1,106 @@
+"""The agent console (`/agent`) and the supervisor dashboard (`/dashboard`), with live updates over SSE.
+
+Pages are rendered on the server and kept current by a little vanilla JavaScript: each page opens
+`/live` (Server-Sent Events) and re-fetches its JSON snapshot when a notice arrives. Every form and
+every state-changing fetch carries a CSRF token (Flask-WTF); an agent acts only on their own worker.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, g, jsonify, redirect, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+
+from callcenter.routing.errors import RoutingError
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static")
+csrf = CSRFProtect()
+
+
+def error_body(status: int, message: str, code: int | None = None) -> dict:
+    """The Twilio-style error every fetch of the pages gets back."""
+    code = code or {400: 20001, 401: 20003, 403: 20403, 404: 20404, 409: 20409, 410: 20409}.get(status, 20500)
+    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status}
+
+
+def _protect() -> None:
+    from .auth import load_user
+
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+    load_user()
+
+
+def _error(status: int, message: str):
+    from .auth import wants_json
+
+    if wants_json() or request.method != "GET":
+        return jsonify(error_body(status, message)), status
+    if status == 401:
+        return redirect(url_for("auth.login"))
+    from flask import render_template
+
+    return render_template("error.html", status=status, message=message), status
+
+
+def guard(blueprint: Blueprint) -> None:
+    """CSRF on every state change, the signed-in user, and errors as pages or Twilio-style JSON."""
+    blueprint.before_request(_protect)
+
+    @blueprint.errorhandler(CSRFError)
+    def csrf_refused(err: CSRFError):
+        return _error(400, f"CSRF check failed: {err.description} Reload the page and try again.")
+
+    @blueprint.errorhandler(RoutingError)
+    def routing_refused(err: RoutingError):
+        return jsonify(error_body(err.status, err.message, err.code)), err.status
+
+    for status, message in ((401, "Sign in first."), (403, "You may not do that."),
+                            (404, "Not found."), (405, "Method not allowed.")):
+        blueprint.register_error_handler(status, lambda err, s=status, m=message: _error(s, m))
+
+
+guard(bp)
+
+
+@bp.app_context_processor
+def template_globals() -> dict:
+    return {"csrf_token": generate_csrf, "current_user": g.get("user")}
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: int | float | None) -> str:
+    """`75` -> `1:15`, `3725` -> `1:02:05`; nothing -> an en dash."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+@bp.app_template_filter("percent")
+def percent(value: int | None) -> str:
+    return "–" if value is None else f"{value}%"
+
+
+@bp.app_template_filter("web_url")
+def web_url(value: str | None) -> str | None:
+    """Only http(s) links reach an href (a recording URL is data from outside)."""
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
+
+
+def register(app: Flask) -> None:
+    from . import agent, auth, dashboard, live  # noqa: F401  (routes register on the blueprints)
+
+    # CSRF is checked by `guard` for these pages only (WTF_CSRF_CHECK_DEFAULT off): the webhooks and
+    # the REST API authenticate otherwise and must not need a token.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's life: consoles stay open all day
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SERVICE_LEVEL_SECONDS", 20)
+    csrf.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(bp)
+    live.init_app(app)
+    app.cli.add_command(auth.users_cli)

@@ -1,0 +1,222 @@
+"""Signing in and out, who is signed in, and the `flask users` commands that create the accounts.
+
+Sessions are Flask's signed cookies (SECRET_KEY); passwords are stored as werkzeug scrypt hashes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask.cli import AppGroup
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from callcenter.database import get_router
+from callcenter.routing.models import Worker
+
+from . import guard
+from .models import ROLES, WebUser
+
+bp = Blueprint("auth", __name__)
+guard(bp)
+
+HASH_METHOD = "scrypt"
+MIN_PASSWORD_LENGTH = 8
+# Compared against when the username is unknown, so that a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anyone", method=HASH_METHOD)
+
+
+def load_user() -> None:
+    """Before each request of the web pages: the signed-in user, or None."""
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    with get_router().read() as db:
+        user = db.get(WebUser, user_id)
+    # A password change signs out the other sessions: the session remembers the hash it signed in with.
+    if user is None or session.get("password_tag") != _password_tag(user):
+        session.clear()
+        return
+    g.user = user
+
+
+def _password_tag(user: WebUser) -> str:
+    return user.password_hash[-12:]
+
+
+def login_required(role: str | None = None) -> Callable:
+    """Views for signed-in users (of `role`, if given): others go to the sign-in page, or get 403."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if g.get("user") is None:
+                if request.method == "GET" and not wants_json():
+                    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+                abort(401)
+            if role is not None and g.user.role != role:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def wants_json() -> bool:
+    """Fetch calls from the pages ask for JSON; plain form posts get a redirect back."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html", "text/event-stream"])
+    return best in ("application/json", "text/event-stream")
+
+
+def home_for(user: WebUser) -> str:
+    return url_for("web.dashboard") if user.is_supervisor else url_for("web.agent")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        password = request.form.get("password", "")
+        with get_router().read() as db:
+            user = db.scalar(select(WebUser).where(WebUser.username == username))
+        if user is None:
+            check_password_hash(_DUMMY_HASH, password)
+            error = "Wrong username or password."
+        elif not check_password_hash(user.password_hash, password):
+            error = "Wrong username or password."
+        else:
+            session.clear()  # a new session on sign-in: nothing from before survives (session fixation)
+            session["user_id"] = user.id
+            session["password_tag"] = _password_tag(user)
+            target = request.args.get("next", "")
+            # Only a path of this site: never an absolute or scheme-relative URL (open redirect).
+            if not target.startswith("/") or target.startswith("//") or "\\" in target:
+                target = home_for(user)
+            return redirect(target)
+    status = 401 if error else 200
+    return render_template("login.html", error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/")
+def index():
+    if g.get("user") is None:
+        return redirect(url_for("auth.login"))
+    return redirect(home_for(g.user))
+
+
+# -- accounts ----------------------------------------------------------------------------------------
+
+class UserError(ValueError):
+    """A user cannot be created or changed as asked; the message says why."""
+
+
+def create_user(username: str, password: str, role: str, worker_sid: str | None) -> WebUser:
+    """Create a sign-in; an agent's `worker_sid` must name a worker (see `find_worker`)."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise UserError("A username of 1 to 64 characters is needed")
+    if role not in ROLES:
+        raise UserError(f"Role must be one of {', '.join(ROLES)}")
+    if role == "agent" and not worker_sid:
+        raise UserError("An agent needs --worker: the name or sid of their worker")
+    if role == "supervisor":
+        worker_sid = None
+    _check_password(password)
+    router = get_router()
+    with router.transaction(None) as tx:
+        if tx.session.scalar(select(WebUser.id).where(WebUser.username == username)) is not None:
+            raise UserError(f"A user named {username!r} already exists")
+        if worker_sid and tx.session.scalar(select(WebUser.id).where(WebUser.worker_sid == worker_sid)) is not None:
+            raise UserError(f"Worker {worker_sid} already has a user")
+        user = WebUser(username=username, password_hash=generate_password_hash(password, method=HASH_METHOD),
+                       role=role, worker_sid=worker_sid, date_created=tx.now, date_updated=tx.now)
+        tx.session.add(user)
+        tx.session.flush()
+        return user
+
+
+def set_password(username: str, password: str) -> None:
+    _check_password(password)
+    with get_router().transaction(None) as tx:
+        user = tx.session.scalar(select(WebUser).where(WebUser.username == username))
+        if user is None:
+            raise UserError(f"No user named {username!r}")
+        user.password_hash = generate_password_hash(password, method=HASH_METHOD)
+        user.date_updated = tx.now
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"A password of at least {MIN_PASSWORD_LENGTH} characters is needed")
+
+
+def find_worker(name_or_sid: str, workspace_sid: str | None) -> Worker:
+    """The worker named (case-insensitively) or with this sid, in the contact center's workspace."""
+    with get_router().read() as db:
+        query = select(Worker).where((Worker.sid == name_or_sid) | (Worker.name_key == name_or_sid.casefold()))
+        if workspace_sid:
+            query = query.where(Worker.workspace_sid == workspace_sid)
+        found = db.scalars(query).all()
+    if not found:
+        raise UserError(f"No worker named {name_or_sid!r}" + (" in the contact center's workspace" if workspace_sid
+                                                              else "") + ": run `flask contact-center load` first?")
+    if len(found) > 1:
+        raise UserError(f"Several workers are named {name_or_sid!r}: give the sid (WK...)")
+    return found[0]
+
+
+users_cli = AppGroup("users", help="Sign-ins for the agent console and the supervisor dashboard.")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default="agent", show_default=True)
+@click.option("--worker", "worker", default=None, help="The agent's worker: its name (e.g. Alice) or sid (WK...).")
+@click.password_option(help="Prompted for when not given.")
+def create_command(username: str, role: str, worker: str | None, password: str) -> None:
+    """Create a user who signs in at /login."""
+    try:
+        worker_sid = None
+        if role == "agent":
+            if not worker:
+                raise UserError("An agent needs --worker: the name or sid of their worker")
+            worker_sid = find_worker(worker, _workspace_sid()).sid
+        user = create_user(username, password, role, worker_sid)
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Created {user.role} {user.username}" + (f" (worker {user.worker_sid})" if user.worker_sid else ""))
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@click.password_option(help="Prompted for when not given.")
+def set_password_command(username: str, password: str) -> None:
+    """Change a user's password (their other sessions are signed out)."""
+    try:
+        set_password(username, password)
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Password of {username} changed.")
+
+
+def _workspace_sid() -> str | None:
+    from callcenter.contact_center import NotLoaded, SpecError, current
+
+    try:
+        return current(current_app).workspace_sid
+    except (NotLoaded, SpecError):
+        return None  # no contact center: any workspace's worker will do

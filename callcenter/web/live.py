@@ -1,0 +1,227 @@
+"""Live updates: the engine's committed events, as small notices, to every open page of every process.
+
+A notice names what changed (event types and sids), never state: a page that hears one re-fetches
+its JSON snapshot. Where the notices come from depends on the database:
+
+- SQLite (one process): `router.listeners` hands each committed transaction's events to the hub.
+- PostgreSQL (any number of processes): every process publishes its committed events with
+  `pg_notify`, and one thread per process LISTENs and feeds its hub, so a change made by any
+  process (or the sweeper of another) reaches the pages served by all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, g
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
+
+from callcenter.database import get_router
+
+from . import bp
+from .auth import login_required
+
+log = logging.getLogger("callcenter.web")
+
+CHANNEL = "callcenter_events"
+# NOTIFY payloads must stay under 8,000 bytes; a transaction rarely writes more than a dozen events.
+MAX_EVENTS_PER_NOTICE = 40
+SUBSCRIBER_BACKLOG = 100
+
+
+def notice_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The small form of one transaction's events: `{"ws": WS..., "events": [[type, task, worker, res, queue]]}`."""
+    rows = [[event.get("event_type"), event.get("task_sid"), event.get("worker_sid"), event.get("reservation_sid"),
+             event.get("task_queue_sid")] for event in events[:MAX_EVENTS_PER_NOTICE]]
+    notice: dict[str, Any] = {"ws": events[0].get("workspace_sid") if events else None, "events": rows}
+    if len(events) > MAX_EVENTS_PER_NOTICE:
+        notice["more"] = True  # a page re-fetches everything anyway; the list is only a hint
+    return notice
+
+
+class Subscription:
+    """One open event stream: notices wait here until the stream's response sends them."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.notices: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=SUBSCRIBER_BACKLOG)
+
+    def get(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self.notices.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+class Hub:
+    """The open event streams of this process, and the source that feeds them."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._subscriptions: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._listener: PostgresListener | None = None
+        router = get_router(app)
+        self.postgres = router.writer.dialect.name == "postgresql"
+        if self.postgres:
+            router.listeners.append(self._publish_to_postgres)
+        else:
+            router.listeners.append(self._publish_here)
+
+    # -- the streams -----------------------------------------------------------------------------
+    def subscribe(self) -> Subscription:
+        if self.postgres:
+            self._start_listener()
+        subscription = Subscription(self)
+        with self._lock:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def deliver(self, notice: dict[str, Any]) -> None:
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            try:
+                subscription.notices.put_nowait(notice)
+            except queue.Full:
+                # A stalled page: it re-fetches everything on the next notice it reads, so a dropped one is harmless.
+                pass
+
+    # -- the sources -----------------------------------------------------------------------------
+    def _publish_here(self, events: list[dict[str, Any]]) -> None:
+        self.deliver(notice_of(events))
+
+    def _publish_to_postgres(self, events: list[dict[str, Any]]) -> None:
+        # After commit, on a pooled connection: one round trip per transaction that wrote events.
+        payload = json.dumps(notice_of(events), separators=(",", ":"))
+        with get_router(self.app).writer.connect() as connection:
+            connection.execute(select(func.pg_notify(CHANNEL, payload)))
+            connection.commit()
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if self._listener is None:
+                self._listener = PostgresListener(get_router(self.app).database_url, self.deliver)
+                self._listener.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+
+class PostgresListener:
+    """A thread holding one connection that LISTENs on the events channel; reconnects after a failure."""
+
+    def __init__(self, database_url: str, deliver, *, poll_seconds: float = 1.0) -> None:
+        self.database_url = database_url
+        self.deliver = deliver
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self.listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callcenter-live-listener", daemon=True)
+
+    def start(self) -> PostgresListener:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                backoff = 0.5
+            except Exception as err:  # the database went away: pages keep their last state and we retry
+                self.listening.clear()
+                log.warning("live updates: lost the LISTEN connection (%s); retrying in %.1f s", err, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _listen(self) -> None:
+        engine = create_engine(self.database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                raw = connection.connection.driver_connection  # psycopg 3: notifies() lives there
+                raw.execute(f"LISTEN {CHANNEL}")
+                self.listening.set()
+                # Pages missed whatever happened while we were not listening: tell them to re-fetch.
+                self.deliver({"ws": None, "events": [], "reconnected": True})
+                while not self._stop.is_set():
+                    for notify in raw.notifies(timeout=self.poll_seconds, stop_after=50):
+                        try:
+                            self.deliver(json.loads(notify.payload))
+                        except ValueError:
+                            log.warning("live updates: a notice that is not JSON: %.80s", notify.payload)
+        finally:
+            engine.dispose()
+
+
+def hub_of(app: Flask) -> Hub:
+    return app.extensions["live_updates"]
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["live_updates"] = Hub(app)
+
+
+# -- the stream ---------------------------------------------------------------------------------------
+
+
+
+def _concerns(notice: dict[str, Any], workspace_sid: str, worker_sid: str | None) -> bool:
+    """Supervisors hear about their workspace; an agent only about their own worker."""
+    if notice.get("reconnected"):
+        return True
+    if notice.get("ws") not in (None, workspace_sid):
+        return False
+    return worker_sid is None or any(event[2] == worker_sid for event in notice.get("events", []))
+
+
+@bp.get("/live")
+@login_required()
+def stream():
+    """Server-Sent Events: `event: change` with the notice as data; a comment every few seconds keeps it open."""
+    from callcenter.contact_center import current
+
+    workspace_sid = current(current_app).workspace_sid
+    worker_sid = None if g.user.is_supervisor else g.user.worker_sid
+    heartbeat = float(current_app.config.get("LIVE_HEARTBEAT_SECONDS", 15))
+    # A stream ends after a while and the browser reconnects (and re-fetches): no server worker is held forever.
+    lifetime = float(current_app.config.get("LIVE_STREAM_SECONDS", 300))
+    subscription = hub_of(current_app).subscribe()
+
+    def events():
+        try:
+            yield "retry: 2000\n: connected\n\n"
+            ends = time.monotonic() + lifetime
+            while time.monotonic() < ends:
+                notice = subscription.get(timeout=heartbeat)
+                if notice is None:
+                    yield ": keep-alive\n\n"
+                elif _concerns(notice, workspace_sid, worker_sid):
+                    if worker_sid is not None:
+                        notice = {**notice, "events": [e[:1] for e in notice.get("events", [])]}
+                    yield f"event: change\ndata: {json.dumps(notice, separators=(',', ':'))}\n\n"
+        finally:
+            subscription.close()
+
+    return Response(events(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

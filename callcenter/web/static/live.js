@@ -1,0 +1,107 @@
+// Shared by the console and the dashboard: posting forms with the CSRF token, and live re-fetching.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+  function showMessage(text, isError) {
+    const box = document.getElementById("message");
+    if (!box) return;
+    box.textContent = text || "";
+    box.hidden = !text;
+    box.classList.toggle("error", Boolean(isError));
+  }
+
+  // POST a form by fetch; resolves with the JSON the server answers (the new snapshot), rejects with its message.
+  async function post(form) {
+    const response = await fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "Accept": "application/json", "X-CSRFToken": csrf },
+      credentials: "same-origin",
+    });
+    let body = null;
+    try { body = await response.json(); } catch (err) { body = null; }
+    if (!response.ok) {
+      throw new Error((body && body.message) || ("The server answered " + response.status));
+    }
+    return body;
+  }
+
+  // Forms inside `root` go through fetch; `render` gets the snapshot each answers with.
+  function interceptForms(root, render) {
+    root.addEventListener("submit", async function (event) {
+      const form = event.target.closest("form.action");
+      if (!form) return;
+      event.preventDefault();
+      const buttons = form.querySelectorAll("button");
+      buttons.forEach(function (b) { b.disabled = true; });
+      try {
+        const state = await post(form);
+        if (state) { render(state); showMessage(state.message, false); }
+      } catch (err) {
+        showMessage(err.message, true);
+        buttons.forEach(function (b) { b.disabled = false; });
+      }
+    });
+  }
+
+  // Fetch the snapshot now, and again whenever the server says something changed (coalescing bursts).
+  function follow(stateUrl, liveUrl, render) {
+    const status = document.getElementById("live-status");
+    let running = false, again = false;
+    async function refresh() {
+      if (running) { again = true; return; }
+      running = true;
+      try {
+        do {
+          again = false;
+          const response = await fetch(stateUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
+          if (response.status === 401) { window.location.reload(); return; }
+          if (response.ok) render(await response.json());
+        } while (again);
+      } catch (err) {
+        // offline for a moment: the next notice or reconnect fetches again
+      } finally {
+        running = false;
+      }
+    }
+    const source = new EventSource(liveUrl);
+    source.addEventListener("open", function () { if (status) status.textContent = "Live"; refresh(); });
+    source.addEventListener("change", refresh);
+    source.addEventListener("error", function () { if (status) status.textContent = "Reconnecting…"; });
+    window.addEventListener("beforeunload", function () { source.close(); });
+    return refresh;
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || seconds === "") return "–";
+    seconds = Math.max(0, Math.floor(Number(seconds)));
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
+  }
+
+  // A small element builder that only ever sets text (never HTML) from data.
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(function ([key, value]) {
+      if (value === null || value === undefined || value === false) return;
+      if (key === "text") node.textContent = value;
+      else if (key === "className") node.className = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    });
+    (children || []).forEach(function (child) { if (child) node.appendChild(child); });
+    return node;
+  }
+
+  function actionForm(action, label, className, fields) {
+    const inputs = [el("input", { type: "hidden", name: "csrf_token", value: csrf })];
+    Object.entries(fields || {}).forEach(function ([name, value]) {
+      inputs.push(el("input", { type: "hidden", name: name, value: value }));
+    });
+    inputs.push(el("button", { type: "submit", className: className || null, text: label }));
+    return el("form", { method: "post", action: action, className: "action" }, inputs);
+  }
+
+  window.CallCenter = { post, interceptForms, follow, duration, el, actionForm, showMessage, csrf };
+})();

@@ -1,0 +1,150 @@
+"""Signing in, sessions, CSRF refusal, and the `flask users` commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from callcenter.web.auth import UserError, create_user, set_password
+from tests.web.conftest import PASSWORD, Browser
+
+
+def test_agent_signs_in_and_lands_on_the_console(browser):
+    response = browser.login("alice")
+
+    assert response.status_code == 302 and response.headers["Location"] == "/agent"
+    assert "Alice" in browser.get("/agent").get_data(as_text=True)
+
+
+def test_supervisor_signs_in_and_lands_on_the_dashboard(browser):
+    assert browser.login("sam").headers["Location"] == "/dashboard"
+
+
+@pytest.mark.parametrize("username, password", [("alice", "wrong password!"), ("nobody", PASSWORD)])
+def test_wrong_username_or_password_is_refused_with_the_same_message(browser, username, password):
+    response = browser.login(username, password)
+
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.get_data(as_text=True)
+    assert browser.get("/agent").status_code == 302
+
+
+def test_pages_need_a_signed_in_user(browser):
+    page = browser.get("/agent")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login?next=/agent")
+    data = browser.get("/dashboard/state.json", headers={"Accept": "application/json"})
+    assert data.status_code == 401
+    assert data.get_json() == {"code": 20003, "message": "Sign in first.",
+                               "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    assert browser.get("/live", headers={"Accept": "text/event-stream"}).status_code == 401
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(browser):
+    token = browser.page_token("/login")
+    inside = browser.client.post("/login?next=/dashboard", data={"username": "sam", "password": PASSWORD,
+                                                                 "csrf_token": token})
+    assert inside.headers["Location"] == "/dashboard"
+    other = Browser(browser.app)
+    outside = other.client.post("/login?next=//evil.example.com/x", data={
+        "username": "sam", "password": PASSWORD, "csrf_token": other.page_token("/login")})
+    assert outside.headers["Location"] == "/dashboard"
+
+
+def test_posts_without_a_valid_csrf_token_are_refused_and_change_nothing(scenario, alice):
+    available = scenario.center.activity_sids["Available"]
+
+    missing = alice.post("/agent/activity", {"activity_sid": available}, token=None)
+    forged = alice.post("/agent/activity", {"activity_sid": available}, token="forged-token")
+
+    for response in (missing, forged):
+        assert response.status_code == 400
+        assert response.get_json()["code"] == 20001 and "CSRF" in response.get_json()["message"]
+    assert scenario.activity_of("Alice") == "Offline"
+
+
+def test_sign_in_form_itself_needs_the_csrf_token(browser):
+    response = browser.client.post("/login", data={"username": "alice", "password": PASSWORD})
+
+    assert response.status_code == 400
+    assert browser.get("/agent").status_code == 302
+
+
+def test_a_token_from_another_session_is_refused(scenario, app, alice):
+    other = Browser(app)
+    other.login("bob")
+    stolen = other.page_token("/agent")
+
+    response = alice.post("/agent/activity", {"activity_sid": scenario.center.activity_sids["Available"]}, token=stolen)
+
+    assert response.status_code == 400
+
+
+def test_sign_out_ends_the_session(alice):
+    token = alice.page_token("/agent")
+
+    assert alice.client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert alice.get("/agent").status_code == 302
+
+
+def test_a_password_change_signs_out_the_users_other_sessions(app, alice):
+    with app.app_context():
+        set_password("alice", "a brand new password")
+
+    assert alice.get("/agent").status_code == 302
+    again = Browser(app)
+    assert again.login("alice", "a brand new password").status_code == 302
+
+
+def test_passwords_are_stored_as_scrypt_hashes(app):
+    from callcenter.database import get_router
+    from callcenter.web.models import WebUser
+
+    with get_router(app).read() as session:
+        user = session.query(WebUser).filter_by(username="alice").one()
+    assert user.password_hash.startswith("scrypt:") and PASSWORD not in user.password_hash
+
+
+# -- accounts -----------------------------------------------------------------------------------------
+
+def test_cli_creates_an_agent_for_a_named_worker_and_prompts_for_the_password(app, scenario):
+    from callcenter.routing import workers
+
+    dave = workers.create_worker(scenario.router, scenario.center.workspace_sid, friendly_name="Dave",
+                                 attributes={"products": ["support"]})
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["users", "create", "dave", "--role", "agent", "--worker", "dave"],
+                           input="s3cret-password\ns3cret-password\n")
+
+    assert result.exit_code == 0, result.output
+    assert f"Created agent dave (worker {dave.sid})" in result.output
+    assert Browser(app).login("dave", "s3cret-password").headers["Location"] == "/agent"
+    taken = runner.invoke(args=["users", "create", "dave2", "--worker", "Dave"], input="s3cret-password\n" * 2)
+    assert taken.exit_code == 1 and f"Worker {dave.sid} already has a user" in taken.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["users", "create", "dave", "--worker", "Dave"], "No worker named 'Dave'"),
+    (["users", "create", "dave"], "An agent needs --worker"),
+    (["users", "create", "alice", "--role", "supervisor"], "A user named 'alice' already exists"),
+])
+def test_cli_explains_why_a_user_cannot_be_created(app, args, message):
+    result = app.test_cli_runner().invoke(args=args, input="s3cret-password\ns3cret-password\n")
+
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_cli_sets_a_password(app):
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["users", "set-password", "bob"], input="another-password\nanother-password\n")
+
+    assert result.exit_code == 0 and "Password of bob changed." in result.output
+    assert Browser(app).login("bob", "another-password").status_code == 302
+    missing = runner.invoke(args=["users", "set-password", "nobody"], input="another-password\nanother-password\n")
+    assert missing.exit_code == 1 and "No user named 'nobody'" in missing.output
+
+
+def test_short_passwords_are_refused(app):
+    with app.app_context(), pytest.raises(UserError, match="at least 8 characters"):
+        create_user("eve", "short", "supervisor", None)

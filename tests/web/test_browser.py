@@ -1,0 +1,154 @@
+"""The pages in a real browser (Playwright driving Debian's Chromium, headless) against the app over real HTTP:
+live updates arrive without a reload, no JavaScript error reaches the console, and a phone-sized screen
+needs no horizontal scrolling.
+
+Skipped, with the reason, where Chromium or Playwright is missing (`.ci/run` installs Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from callcenter.contact_center import current
+from callcenter.database import get_router
+from callcenter.routing import tasks
+from callcenter.web.auth import create_user, find_worker
+from callcenter.web.live import hub_of
+from tests.support import contact_center_app
+from tests.web.conftest import PASSWORD
+
+CHROMIUM = os.environ.get("CALLCENTER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CALLER = "+14155550123"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+expect = sync_api.expect
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(sqlite_url):
+    """The app on a free port of 127.0.0.1, served by werkzeug in a thread, with the real clock."""
+    app = contact_center_app(sqlite_url, LIVE_HEARTBEAT_SECONDS=1)
+    with app.app_context():
+        workspace = current(app).workspace_sid
+        create_user("alice", PASSWORD, "agent", find_worker("Alice", workspace).sid)
+        create_user("sam", PASSWORD, "supervisor", None)
+    http = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, name="test-http", daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join(10)
+    hub_of(app).stop()
+    get_router(app).dispose()
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser tab that records every JavaScript error and console error it sees."""
+
+    def __init__(self, context) -> None:
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def sign_in(self, base: str, username: str) -> None:
+        self.page.goto(f"{base}/login")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("button[type=submit]")
+        # The live stream is open once the page says so: later changes reach it without a reload.
+        expect(self.page.locator("#live-status")).to_have_text("Live")
+
+
+def create_call_task(app, product: str):
+    center = current(app)
+    return tasks.create_task(get_router(app), center.workspace_sid, workflow_sid=center.workflow_sid,
+                             task_channel="voice", attributes={"from": CALLER, "selected_product": product})
+
+
+def test_agent_goes_available_sees_an_offer_live_accepts_it_and_wraps_up(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    tab.sign_in(base, "alice")
+    expect(page.locator("#activity-name")).to_have_text("Offline")
+
+    page.get_by_role("button", name="Available", exact=True).click()
+    expect(page.locator("#activity-name")).to_have_text("Available")
+
+    create_call_task(app, "sales")  # routed to Alice, the only available seller
+    expect(page.locator("#offer")).to_be_visible()
+    expect(page.locator("#offer-caller")).to_have_text(CALLER)
+    expect(page.locator("#offer-choices")).to_contain_text("sales")
+    expect(page.locator("#offer-countdown")).to_have_text(re.compile(r"0:[0-3]\d"))
+
+    page.locator("#offer-buttons").get_by_role("button", name="Accept").click()
+    expect(page.locator("#offer")).to_be_hidden()
+    expect(page.locator("#task-heading")).to_have_text("On a call")
+    expect(page.locator("#activity-name")).to_have_text("On a call")
+
+    page.get_by_role("button", name="Wrap up").click()
+    expect(page.locator("#task-heading")).to_have_text("Wrapping up")
+    expect(page.locator("#activity-name")).to_have_text("Wrap-up")
+
+    page.get_by_role("button", name="Complete").click()
+    expect(page.locator("#task")).to_be_hidden()
+    expect(page.locator("#activity-name")).to_have_text("Available")
+    assert tab.errors == []
+
+
+def test_supervisor_watches_the_waiting_count_change_live(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    tab.sign_in(base, "sam")
+    waiting = page.locator("#total-waiting")
+    support_waiting = page.locator("#queue-rows tr", has_text="Support").locator("td.waiting")
+    expect(waiting).to_have_text("0")
+
+    task = create_call_task(app, "support")  # nobody is available: the caller waits
+    expect(waiting).to_have_text("1")
+    expect(support_waiting).to_have_text("1")
+
+    tasks.update_task(get_router(app), current(app).workspace_sid, task.sid, assignment_status="canceled")
+    expect(waiting).to_have_text("0")
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("username, path", [("alice", "/agent"), ("sam", "/dashboard")])
+def test_pages_fit_a_phone_screen_without_horizontal_scrolling(server, browser, username, path):
+    app, base = server
+    create_call_task(app, "support")
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    tab = Page(context)
+    tab.sign_in(base, username)
+
+    assert tab.page.url.endswith(path)
+    overflow = tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    assert tab.errors == []

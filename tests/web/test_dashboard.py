@@ -1,0 +1,185 @@
+"""The supervisor dashboard: its numbers against a known day of calls, and the forms that change agents,
+queues and the workflow."""
+
+from __future__ import annotations
+
+import json
+
+from callcenter.routing.models import TaskQueue, Worker, Workflow
+from callcenter.voice.models import Call
+from tests.voice.conftest import CALLER
+from tests.voice.test_call_flow import answer
+
+
+def queue_row(state: dict, name: str) -> dict:
+    return next(row for row in state["queues"] if row["name"] == name)
+
+
+def a_day_of_calls(scenario) -> None:
+    """Support: answered after 10 s, answered after 24 s, abandoned, one still waiting (15 s).
+    Sales: nobody available, so missed with a voicemail."""
+    scenario.set_activity("Bob", "Available")
+    first = scenario.dial(digits="2")
+    scenario.deliver()
+    scenario.advance(10)
+    answer(scenario, scenario.reservations(first)[0].sid)
+    scenario.post(f"/voice/agent/after?task={scenario.task(first).sid}", CallSid="CA" + "e" * 32)
+    scenario.advance(30)  # wrap-up ends: Bob is available again
+
+    second = scenario.dial(digits="2")
+    scenario.deliver()
+    scenario.advance(24)
+    answer(scenario, scenario.reservations(second)[0].sid)  # Bob stays on this call
+
+    sales = scenario.dial(digits="1")
+    scenario.advance(120)  # the Sales target times out: voicemail
+    scenario.post("/voice/voicemail/recorded", CallSid=sales, RecordingUrl="https://api.twilio.com/RE1",
+                  RecordingSid="RE" + "1" * 32, RecordingDuration="12")
+    scenario.post("/voice/voicemail/transcribed", CallSid=sales, TranscriptionText="Please call me back")
+
+    gone = scenario.dial(digits="2")
+    scenario.post("/voice/status", CallSid=gone, CallStatus="completed")  # hung up while waiting
+
+    scenario.dial(digits="2")
+    scenario.advance(15)
+
+
+def test_dashboard_numbers_for_a_known_day(scenario, supervisor):
+    a_day_of_calls(scenario)
+
+    state = supervisor.json("/dashboard/state.json")
+
+    support, sales = queue_row(state, "Support"), queue_row(state, "Sales")
+    assert {key: support[key] for key in ("waiting", "longest_wait", "available_agents", "eligible_agents",
+                                          "answered", "abandoned", "missed", "average_speed_of_answer",
+                                          "service_level")} == {
+        "waiting": 1, "longest_wait": 15, "available_agents": 0, "eligible_agents": 2,
+        "answered": 2, "abandoned": 1, "missed": 0, "average_speed_of_answer": 17, "service_level": 33}
+    assert (sales["answered"], sales["missed"], sales["service_level"], sales["waiting"]) == (0, 1, 0, 0)
+    assert state["totals"] == {"waiting": 1, "answered": 2, "abandoned": 1, "missed": 1,
+                               "average_speed_of_answer": 17, "service_level": 25}
+    assert state["service_level_seconds"] == 20
+    bob = next(agent for agent in state["agents"] if agent["name"] == "Bob")
+    assert bob["activity"] == "On a call" and bob["task"]["status"] == "accepted" and bob["task"]["caller"] == CALLER
+    [missed] = state["missed_calls"]
+    assert (missed["from"], missed["queue"], missed["recording_url"], missed["recording_duration"],
+            missed["transcription"]) == (CALLER, "Sales", "https://api.twilio.com/RE1", 12, "Please call me back")
+    assert state["chart_svg"].startswith("<svg") and "<polyline" in state["chart_svg"]
+
+
+def test_service_level_threshold_comes_from_configuration(scenario, supervisor):
+    supervisor.app.config["SERVICE_LEVEL_SECONDS"] = 30
+    a_day_of_calls(scenario)
+
+    support = queue_row(supervisor.json("/dashboard/state.json"), "Support")
+
+    assert support["service_level"] == 67  # both answered calls are within 30 s; the abandoned one is not
+
+
+def test_dashboard_page_renders_the_numbers_recordings_and_chart(scenario, supervisor):
+    a_day_of_calls(scenario)
+
+    page = supervisor.get("/dashboard").get_data(as_text=True)
+
+    assert 'href="https://api.twilio.com/RE1"' in page and "Please call me back" in page
+    assert "<svg" in page and "33%" in page
+
+
+def test_recording_links_other_than_http_are_not_rendered(scenario, supervisor):
+    caller = scenario.dial(digits="1")
+    scenario.advance(120)
+    with scenario.router.transaction(scenario.center.workspace_sid) as tx:
+        tx.session.get(Call, caller).recording_url = "javascript:alert(1)"
+
+    page = supervisor.get("/dashboard").get_data(as_text=True)
+
+    assert "javascript:alert" not in page and "no voicemail" in page
+
+
+# -- supervisor actions -------------------------------------------------------------------------------
+
+def test_supervisor_changes_an_agents_activity(scenario, supervisor):
+    bob = scenario.worker("Bob").sid
+
+    response = supervisor.post(f"/dashboard/agents/{bob}/activity",
+                               {"activity_sid": scenario.center.activity_sids["Available"]})
+
+    assert response.status_code == 200
+    assert response.get_json()["message"] == "Bob is now Available."
+    assert scenario.activity_of("Bob") == "Available"
+    unknown = supervisor.post(f"/dashboard/agents/{bob}/activity", {"activity_sid": "WA" + "0" * 32})
+    assert unknown.status_code == 400 and scenario.activity_of("Bob") == "Available"
+    missing = supervisor.post(f"/dashboard/agents/WK{'0' * 32}/activity",
+                              {"activity_sid": scenario.center.activity_sids["Break"]})
+    assert missing.status_code == 404 and missing.get_json()["code"] == 20404
+
+
+def form_post(browser, path: str, data: dict):
+    token = browser.page_token(path)
+    return browser.client.post(path, data={**data, "csrf_token": token})
+
+
+def test_queue_expression_is_checked_before_saving(scenario, supervisor):
+    support = scenario.center.queue_sids["Support"]
+
+    bad = form_post(supervisor, f"/dashboard/queues/{support}/edit", {"target_workers": "products HAS"})
+
+    assert bad.status_code == 200
+    assert "TargetWorkers: expected a value after &#39;HAS&#39; at column 13" in bad.get_data(as_text=True)
+    with scenario.router.read() as session:
+        assert session.get(TaskQueue, support).target_workers == "products HAS 'support'"
+
+    good = form_post(supervisor, f"/dashboard/queues/{support}/edit", {"target_workers": "products HAS 'sales'"})
+
+    assert good.status_code == 302
+    eligible = queue_row(supervisor.json("/dashboard/state.json"), "Support")["eligible_agents"]
+    assert eligible == 2  # Alice and Carol sell; Bob does not
+    with scenario.router.read() as session:
+        assert session.get(TaskQueue, support).target_workers == "products HAS 'sales'"
+
+
+def test_workflow_configuration_is_checked_before_saving(scenario, supervisor):
+    with scenario.router.read() as session:
+        before = session.get(Workflow, scenario.center.workflow_sid).configuration
+    broken = json.loads(before)
+    broken["task_routing"]["filters"][0]["expression"] = "selected_product =="
+
+    bad = form_post(supervisor, "/dashboard/workflow/edit", {"configuration": json.dumps(broken)})
+    not_json = form_post(supervisor, "/dashboard/workflow/edit", {"configuration": "{"})
+
+    assert "expected a value" in bad.get_data(as_text=True)
+    assert "not valid JSON" in not_json.get_data(as_text=True)
+    with scenario.router.read() as session:
+        assert session.get(Workflow, scenario.center.workflow_sid).configuration == before
+
+    fixed = json.loads(before)
+    fixed["task_routing"]["filters"][0]["expression"] = "selected_product == 'shop'"
+    assert form_post(supervisor, "/dashboard/workflow/edit", {"configuration": json.dumps(fixed)}).status_code == 302
+    with scenario.router.read() as session:
+        saved = json.loads(session.get(Workflow, scenario.center.workflow_sid).configuration)
+    assert saved["task_routing"]["filters"][0]["expression"] == "selected_product == 'shop'"
+
+
+def test_agent_attributes_are_checked_and_change_queue_membership(scenario, supervisor):
+    bob = scenario.worker("Bob").sid
+
+    bad = form_post(supervisor, f"/dashboard/agents/{bob}/edit", {"attributes": "{not json"})
+    array = form_post(supervisor, f"/dashboard/agents/{bob}/edit", {"attributes": "[1]"})
+
+    assert "not valid JSON" in bad.get_data(as_text=True)
+    assert "must be a JSON object" in array.get_data(as_text=True)
+    attributes = {"products": ["sales", "support"], "contact_uri": "+15005550002"}
+    good = form_post(supervisor, f"/dashboard/agents/{bob}/edit", {"attributes": json.dumps(attributes)})
+    assert good.status_code == 302
+    assert "Saved Bob: in Sales, Support." in supervisor.get("/dashboard").get_data(as_text=True)
+    with scenario.router.read() as session:
+        assert json.loads(session.get(Worker, bob).attributes) == attributes
+    assert queue_row(supervisor.json("/dashboard/state.json"), "Sales")["eligible_agents"] == 3
+
+
+def test_editing_forms_need_a_supervisor(scenario, alice):
+    support = scenario.center.queue_sids["Support"]
+    assert alice.get(f"/dashboard/queues/{support}/edit").status_code == 403
+    assert alice.post(f"/dashboard/queues/{support}/edit", {"target_workers": "1 == 1"}).status_code == 403
+    with scenario.router.read() as session:
+        assert session.get(TaskQueue, support).target_workers == "products HAS 'support'"

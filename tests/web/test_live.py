@@ -1,0 +1,164 @@
+"""Live updates: the SSE stream says something changed after a state change; on PostgreSQL a change made by
+another process reaches this one through LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callcenter.database import get_router
+from callcenter.routing import workers
+from callcenter.web.live import _concerns, hub_of
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def next_change(stream, limit: int = 20) -> dict:
+    """The next `event: change` of an SSE response (keep-alive comments skipped)."""
+    for _ in range(limit):
+        chunk = next(stream)
+        chunk = chunk.decode() if isinstance(chunk, bytes) else chunk
+        if chunk.startswith("event: change"):
+            notice = json.loads(chunk.split("data: ", 1)[1])
+            if not notice.get("reconnected"):  # PostgreSQL: the listener's first LISTEN says "re-fetch"
+                return notice
+    raise AssertionError("no change event in the stream")
+
+
+def open_stream(browser):
+    response = browser.get("/live", headers={"Accept": "text/event-stream"}, buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    stream = iter(response.response)
+    assert next(stream).startswith(b"retry:")
+    return response, stream
+
+
+def next_engine_notice(subscription, timeout: float = 30) -> dict | None:
+    """The next notice of committed events (the listener's "reconnected" notice skipped)."""
+    while True:
+        notice = subscription.get(timeout=timeout)
+        if notice is None or not notice.get("reconnected"):
+            return notice
+
+
+def wait_until_listening(app) -> None:
+    hub = hub_of(app)
+    if hub.postgres:
+        assert hub._listener.listening.wait(10), "the LISTEN connection did not come up"
+
+
+def test_stream_tells_the_supervisor_when_an_agent_changes_activity(scenario, supervisor):
+    supervisor.app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5
+    response, stream = open_stream(supervisor)
+    try:
+        wait_until_listening(supervisor.app)
+        bob = scenario.worker("Bob").sid
+        scenario.set_activity("Bob", "Available")
+
+        notice = next_change(stream)
+
+        assert notice["ws"] == scenario.center.workspace_sid
+        assert ["worker.activity.update", None, bob, None, None] in notice["events"]
+    finally:
+        response.close()
+
+
+def test_stream_tells_an_agent_about_their_own_offer_with_event_types_only(scenario, alice):
+    alice.app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5
+    response, stream = open_stream(alice)
+    try:
+        wait_until_listening(alice.app)
+        scenario.set_activity("Alice", "Available")
+        assert next_change(stream)["events"] == [["worker.activity.update"]]
+        scenario.dial(digits="1")
+
+        notice = next_change(stream)
+
+        assert ["reservation.created"] in notice["events"]
+        assert all(len(event) == 1 for event in notice["events"])  # no other agent's sids reach an agent's page
+    finally:
+        response.close()
+
+
+def test_agents_hear_only_about_their_own_worker():
+    ws, alice, bob = "WS1", "WK-alice", "WK-bob"
+    about_bob = {"ws": ws, "events": [["worker.activity.update", None, bob, None, None]]}
+    about_alice = {"ws": ws, "events": [["reservation.created", "WT1", alice, "WR1", "WQ1"]]}
+
+    assert not _concerns(about_bob, ws, alice)
+    assert _concerns(about_alice, ws, alice)
+    assert _concerns(about_bob, ws, None)  # a supervisor hears everything of the workspace
+    assert not _concerns(about_bob, "WS2", None)
+    assert _concerns({"ws": None, "events": [], "reconnected": True}, ws, alice)
+
+
+def test_subscriptions_end_when_the_stream_is_closed(scenario, supervisor):
+    hub = hub_of(supervisor.app)
+    response, _ = open_stream(supervisor)
+    assert len(hub._subscriptions) == 1
+
+    response.close()
+
+    assert len(hub._subscriptions) == 0
+
+
+@pytest.fixture
+def postgres_url(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    return database_url
+
+
+def test_a_change_committed_by_another_process_reaches_this_processs_subscribers(postgres_url, scenario, app):
+    hub = hub_of(app)
+    subscription = hub.subscribe()
+    try:
+        assert hub._listener.listening.wait(10)
+        bob = scenario.worker("Bob").sid
+        script = (
+            "import sys\n"
+            "from callcenter.database import get_router\n"
+            "from callcenter.routing import workers\n"
+            "from tests.support import contact_center_app\n"
+            "app = contact_center_app(sys.argv[1])\n"
+            "center = app.extensions['contact_center']\n"
+            "workers.update_worker(get_router(app), center.workspace_sid, sys.argv[2],\n"
+            "                      activity_sid=center.activity_sids['Break'])\n"
+        )
+        subprocess.run([sys.executable, "-c", script, postgres_url, bob], cwd=ROOT, check=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+        notice = next_engine_notice(subscription)
+
+        assert notice is not None, "no notice from the other process"
+        assert notice["ws"] == scenario.center.workspace_sid
+        assert ["worker.activity.update", None, bob, None, None] in notice["events"]
+    finally:
+        subscription.close()
+        hub.stop()
+
+
+def test_a_change_of_another_router_on_postgresql_reaches_a_listener(postgres_url, scenario, app):
+    from tests.support import contact_center_app
+
+    other = contact_center_app(postgres_url)  # a second engine and pool: as another app process would have
+    hub = hub_of(app)
+    subscription = hub.subscribe()
+    try:
+        assert hub._listener.listening.wait(10)
+        carol = scenario.worker("Carol").sid
+        center = other.extensions["contact_center"]
+        workers.update_worker(get_router(other), center.workspace_sid, carol, activity_sid=center.activity_sids["Break"])
+
+        notice = next_engine_notice(subscription)
+
+        assert notice is not None and ["worker.activity.update", None, carol, None, None] in notice["events"]
+    finally:
+        subscription.close()
+        hub.stop()
+        get_router(other).dispose()
