@@ -90,7 +90,7 @@ def web_url(value: str | None) -> str | None:
 
 
 def register(app: Flask) -> None:
-    from . import agent, auth, dashboard, live  # noqa: F401  (routes register on the blueprints)
+    from . import agent, auth, dashboard, explanations, live  # noqa: F401  (routes register on the blueprints)
 
     # CSRF is checked by `guard` for these pages only (WTF_CSRF_CHECK_DEFAULT off): the webhooks and
     # the REST API authenticate otherwise and must not need a token.

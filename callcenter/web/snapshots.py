@@ -23,6 +23,7 @@ HELD = ("pending", "accepted", "wrapping")
 # Attributes the voice app sets on every call's task; what is left are the caller's menu choices.
 CALL_ATTRIBUTES = ("type", "call_sid", "from", "to", "direction")
 MISSED_CALLS_SHOWN = 50
+WAITING_CALLS_SHOWN = 50
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -161,6 +162,7 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
                 setattr(tally, call.outcome, getattr(tally, call.outcome) + 1)
         queue_rows = [_queue_row(session, queue, now) | per_queue[queue.sid].numbers() for queue in queues]
         agents = _agent_rows(session, center, now)
+        waiting_calls = _waiting_calls(session, center, now)
         activities = [{"sid": row.sid, "name": row.friendly_name, "available": row.available}
                       for row in session.scalars(select(Activity).where(Activity.workspace_sid == center.workspace_sid)
                                                  .order_by(Activity.date_created))]
@@ -181,8 +183,22 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
         "agents": agents,
         "activities": activities,
         "missed_calls": missed,
+        "waiting_calls": waiting_calls,
         "chart_svg": day_chart(calls, day, now, service_level_seconds),
     }
+
+
+def _waiting_calls(session, center: ContactCenter, now: datetime) -> list[dict[str, Any]]:
+    """The longest-waiting calls first, each with a link to why it still waits."""
+    queue_names = _queue_names(session, center)
+    rows = session.execute(
+        select(Task.sid, Task.attributes, Task.task_queue_sid, Task.assignment_status, Task.date_created)
+        .where(Task.workspace_sid == center.workspace_sid, Task.assignment_status.in_(WAITING))
+        .order_by(Task.date_created).limit(WAITING_CALLS_SHOWN)).all()
+    return [{"sid": sid, "caller": json.loads(attributes or "{}").get("from"),
+             "queue": queue_names.get(queue_sid or ""), "status": status,
+             "waited": seconds_between(created, now)}
+            for sid, attributes, queue_sid, status, created in rows]
 
 
 def _queue_of_tasks(session, workspace_sid: str, since: datetime) -> dict[str, str]:

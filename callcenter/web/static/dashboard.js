@@ -25,6 +25,20 @@
         CC.el("td", {}, [CC.el("a", { href: url("editQueueUrl", queue.sid), text: "Edit" })])]);
     }));
 
+    const waiting = document.getElementById("waiting-calls");
+    if (!state.waiting_calls.length) {
+      waiting.replaceChildren(CC.el("li", { className: "muted", text: "Nobody is waiting." }));
+    } else {
+      waiting.replaceChildren(...state.waiting_calls.map(function (call) {
+        return CC.el("li", { "data-sid": call.sid }, [
+          CC.el("span", { className: "caller", text: call.caller || call.sid }),
+          CC.el("span", { className: "muted", text: " " + CC.duration(call.waited) + (call.queue ? " · " + call.queue : "") +
+            " · " + (call.status === "reserved" ? "ringing an agent" : "waiting") + " " }),
+          CC.el("a", { href: url("taskWhyUrl", call.sid), text: "Why still waiting?" }),
+        ]);
+      }));
+    }
+
     // The chart is drawn by the server (numbers only): it replaces the old one whole.
     document.getElementById("chart").innerHTML = state.chart_svg;
 
@@ -46,6 +60,8 @@
       form.classList.add("agent-activity");
       form.insertBefore(select, form.querySelector("button"));
       form.appendChild(CC.el("a", { href: url("editAgentUrl", agent.sid), text: "Edit" }));
+      form.appendChild(document.createTextNode(" "));
+      form.appendChild(CC.el("a", { href: url("agentWhyUrl", agent.sid), text: "Why no calls?" }));
       return CC.el("li", { "data-sid": agent.sid }, [line, form]);
     }));
 
