@@ -8,7 +8,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from callcenter import api, contact_center, database, sms, voice, web
+from callcenter import api, contact_center, database, logs, metrics, sms, voice, web
 from callcenter.config import load_config
 
 
@@ -20,8 +20,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Behind ngrok or a load balancer, X-Forwarded-Proto/Host give the public URL that callbacks,
     # `url` fields and Twilio's signatures use.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
+    logs.init_app(app)
     database.init_app(app)
     api.register(app)
+    metrics.init_app(app)
     contact_center.init_app(app)
     voice.register(app)
     sms.register(app)

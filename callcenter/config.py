@@ -37,7 +37,15 @@ def load_config() -> dict[str, Any]:
         # Upgrading the schema at start suits a single development process; in production run
         # `flask --app app init-db` once per deploy and set AUTO_MIGRATE=false.
         "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),
+        # Connections per process (see callcenter/routing/db.py and README "Production").
+        "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+        "DATABASE_MAX_OVERFLOW": int(os.environ.get("DATABASE_MAX_OVERFLOW", "20")),
+        "DATABASE_POOL_TIMEOUT": float(os.environ.get("DATABASE_POOL_TIMEOUT", "30")),
+        "DATABASE_POOL_RECYCLE": int(os.environ.get("DATABASE_POOL_RECYCLE", "1800")),
         "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
+        # `json` (one object per line, with the task/reservation/call sids) for log collectors; `text` to read.
+        "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "text").strip().lower(),
+        "LOG_LEVEL": (os.environ.get("LOG_LEVEL") or "INFO").strip().upper(),
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
         # The dashboard's service level: calls answered within this many seconds of entering a queue.
         "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),

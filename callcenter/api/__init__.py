@@ -63,7 +63,7 @@ def routing_error(err: RoutingError):
 
 def register(app: Flask) -> None:
     """Register the API and make every error under /v1 answer in Twilio's shape, never in HTML."""
-    from . import events, openapi, statistics, task_queues, tasks, workers, workflows, workspaces  # noqa: F401  (each adds routes)
+    from . import events, explanations, openapi, statistics, task_queues, tasks, workers, workflows, workspaces  # noqa: F401  (each adds routes)
 
     app.register_blueprint(bp)
     app.cli.add_command(api_key_cli)

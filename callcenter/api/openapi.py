@@ -21,6 +21,8 @@ from .wire import base_url
 REFERENCE = Path(__file__).with_name("taskrouter_v1.openapi.json")
 METHODS = ("get", "post", "delete")
 ERROR_SCHEMA_NAME = "twilio.error"
+# Operations this server adds to TaskRouter's (OpenAPI path -> path item); their modules register them here.
+EXTRA_PATHS: dict[str, dict] = {}
 ERROR_SCHEMA = {
     "type": "object",
     "description": "Every 4xx answer: Twilio's error code, a message, a link to the code's page and the HTTP status.",
@@ -56,6 +58,7 @@ def served_operations(app: Flask) -> set[tuple[str, str]]:
 def build_document(app: Flask) -> dict:
     """The reference document narrowed to `app`'s routes, with the error body on every 4xx (no `servers` yet)."""
     document = copy.deepcopy(reference_document())
+    document["paths"].update(copy.deepcopy(EXTRA_PATHS))
     served = served_operations(app)
     paths, tags = {}, set()
     for path, item in document["paths"].items():

@@ -27,16 +27,32 @@ def database_url_from_env() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def make_engines(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> tuple[Engine, Engine]:
-    """The (writer, reader) engines for `url`; on PostgreSQL both are the same engine."""
+# Per process. Each request or sweep holds one connection for the length of one transaction, so a
+# process needs about as many as it runs threads (gunicorn gthread threads + the sweeper + its
+# callback pool of 8); beyond pool_size + max_overflow a thread waits up to pool_timeout seconds
+# and then fails with a 500 (SQLAlchemy's TimeoutError), never silently.
+POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 30.0, "pool_recycle": 1800}
+
+
+def make_engines(url: str, *, pool_size: int = POOL_DEFAULTS["pool_size"],
+                 max_overflow: int = POOL_DEFAULTS["max_overflow"], pool_timeout: float = POOL_DEFAULTS["pool_timeout"],
+                 pool_recycle: int = POOL_DEFAULTS["pool_recycle"]) -> tuple[Engine, Engine]:
+    """The (writer, reader) engines for `url`; on PostgreSQL both are the same engine.
+
+    PostgreSQL: `pool_pre_ping` replaces a connection the server dropped (restart, failover, idle
+    timeout) before a transaction uses it, and `pool_recycle` retires connections older than that
+    many seconds, before a proxy or firewall cuts them. Size `max_connections` for
+    processes x (pool_size + max_overflow), plus the sweeper processes and some room for psql.
+    """
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         if memory:
             raise ValueError("an in-memory SQLite database cannot be shared by the engine's connections; "
                              "use a file")
-        writer = create_engine(url)
-        reader = create_engine(url)
+        writer = create_engine(url, **pool)
+        reader = create_engine(url, **pool)
         for engine in (writer, reader):
             event.listen(engine, "connect", _sqlite_connect)
         event.listen(writer, "begin", _sqlite_begin_immediate)
@@ -44,7 +60,7 @@ def make_engines(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> tu
         return writer, reader
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    engine = create_engine(url, **pool, pool_recycle=pool_recycle, pool_pre_ping=True)
     return engine, engine
 
 

@@ -14,13 +14,25 @@ Python on the candidates in order, stopping as soon as enough are found.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
+from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import DateTime, and_, bindparam, exists, or_, select
+from sqlalchemy import ColumnElement, DateTime, and_, bindparam, exists, or_, select, text, union_all
+from sqlalchemy.orm import aliased
 
 from .expressions import resolve
-from .models import Activity, Reservation, Task, TaskQueue, TaskQueueMember, Worker, WorkerChannel
+from .models import (
+    WAITING_PREDICATE,
+    Activity,
+    Reservation,
+    Task,
+    TaskQueue,
+    TaskQueueMember,
+    Worker,
+    WorkerChannel,
+)
 from .queues import parsed_attributes
 from .router import Tx
 from .workflows import Target, configuration_of
@@ -107,6 +119,24 @@ def _offer_blocked(task_sid_column, worker_sid_column, step_started_column):
     )
 
 
+def worker_conditions(single_tasking: bool) -> tuple[tuple[str, ColumnElement[bool]], ...]:
+    """The column part of a worker's eligibility for a task (after queue membership), each named by the
+    reason it gives when false; shared with `explain.py` so that explanations cannot disagree with routing.
+
+    Bound parameters: `task_sid`, and `step_started` (when the task entered its current target).
+    """
+    conditions = [
+        ("activity_unavailable", Worker.available.is_(True)),
+        ("channel_unavailable", WorkerChannel.available.is_(True)),
+        ("channel_at_capacity", WorkerChannel.reserved_tasks < WorkerChannel.capacity),
+        ("offer_blocked", ~_offer_blocked(bindparam("task_sid"), Worker.sid,
+                                          bindparam("step_started", type_=DateTime()))),
+    ]
+    if single_tasking:
+        conditions.append(("reservation_pending_elsewhere", Worker.active_reservations == 0))
+    return tuple(conditions)
+
+
 @lru_cache(maxsize=8)
 def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
     """The candidate query, built once per shape with bound parameters (building it per call cost more
@@ -117,17 +147,12 @@ def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
                                     TaskQueueMember.task_queue_sid == bindparam("queue_sid")))
         .join(WorkerChannel, and_(WorkerChannel.worker_sid == Worker.sid,
                                   WorkerChannel.task_channel_sid == bindparam("channel_sid")))
-        .where(
-            Worker.available.is_(True),
-            WorkerChannel.available.is_(True),
-            WorkerChannel.reserved_tasks < WorkerChannel.capacity,
-            ~_offer_blocked(bindparam("task_sid"), Worker.sid, bindparam("step_started", type_=DateTime())),
-        )
+        # The copy of `workers.available` on the channel lets the longest-idle index skip offline workers.
+        .where(WorkerChannel.worker_available.is_(True),
+               *(condition for _, condition in worker_conditions(single_tasking)))
         .order_by(WorkerChannel.idle_since, Worker.sid)
         .limit(bindparam("size")).offset(bindparam("offset"))
     )
-    if single_tasking:
-        query = query.where(Worker.active_reservations == 0)
     if by_sid:
         query = query.where(Worker.sid == bindparam("known_sid"))
     if by_name:
@@ -232,49 +257,92 @@ def _channels_with_room(tx: Tx, worker: Worker) -> list[str]:
     return list(tx.session.scalars(_CHANNELS_WITH_ROOM, {"worker_sid": worker.sid}))
 
 
-@lru_cache(maxsize=4)
-def _candidate_tasks_query(order: str):
-    """Waiting tasks of one kind of queue (FIFO or LIFO) for one worker, built once with bound parameters."""
-    query = (
-        select(Task)
-        .join(TaskQueueMember, and_(TaskQueueMember.task_queue_sid == Task.task_queue_sid,
-                                    TaskQueueMember.worker_sid == bindparam("worker_sid")))
-        .join(TaskQueue, TaskQueue.sid == Task.task_queue_sid)
-        .where(
-            TaskQueue.task_order == order,
-            Task.assignment_status.in_(("pending", "reserved")),
-            Task.task_channel_sid.in_(bindparam("channel_sids", expanding=True)),
-            Task.pending_reservations < TaskQueue.max_reserved_workers,
-            ~_offer_blocked(Task.sid, bindparam("worker_sid"), Task.task_queue_entered_date),
-        )
-        .limit(bindparam("size")).offset(bindparam("offset"))
-    )
+_MEMBER_QUEUES = select(TaskQueueMember.task_queue_sid).where(TaskQueueMember.worker_sid == bindparam("worker_sid"))
+
+
+QUEUES_PER_STATEMENT = 50
+
+
+def _serving_order(entity, order: str) -> tuple:
     if order == "FIFO":
-        return query.order_by(Task.priority.desc(), Task.virtual_start_time, Task.sid)
-    return query.order_by(Task.virtual_start_time.desc(), Task.sid)
+        return (entity.priority.desc(), entity.virtual_start_time, entity.sid)
+    return (entity.virtual_start_time.desc(), entity.sid)
+
+
+@lru_cache(maxsize=2 * QUEUES_PER_STATEMENT)
+def _queue_heads_query(order: str, queues: int):
+    """The waiting tasks of `queues` queues that one worker could take, merged in serving order; built once
+    per shape with bound parameters (`queue_<n>`, `max_<n>`, `worker_sid`, `channel_sids`, `depth`, `size`,
+    `offset`).
+
+    Each queue's head is read on its own, straight off `ix_tasks_waiting_order` (the literal predicate is
+    repeated for the partial index to apply), and only `depth` tasks of each are merged: sorting every
+    waiting task of the worker's queues together cost time in proportion to the backlog.
+    """
+    parts = []
+    for number in range(queues):
+        head = (
+            select(Task)
+            .where(
+                Task.task_queue_sid == bindparam(f"queue_{number}"),
+                text(f"tasks.{WAITING_PREDICATE}"),
+                Task.task_channel_sid.in_(bindparam("channel_sids", expanding=True)),
+                Task.pending_reservations < bindparam(f"max_{number}"),
+                ~_offer_blocked(Task.sid, bindparam("worker_sid"), Task.task_queue_entered_date),
+            )
+            .order_by(*_serving_order(Task, order))
+            .limit(bindparam("depth"))
+        )
+        parts.append(select(head.subquery()))
+    merged = aliased(Task, (union_all(*parts) if queues > 1 else parts[0]).subquery())
+    return (select(merged).order_by(*_serving_order(merged, order))
+            .limit(bindparam("size")).offset(bindparam("offset")))
+
+
+def _fifo_key(task: Task) -> tuple:
+    return (-task.priority, task.virtual_start_time, task.sid)
+
+
+def _lifo_key(task: Task) -> tuple:
+    return (datetime.max - task.virtual_start_time, task.sid)
+
+
+def _queue_heads(tx: Tx, order: str, queues: list[TaskQueue], params: dict) -> Iterator[Task]:
+    query = _queue_heads_query(order, len(queues))
+    params = dict(params)
+    for number, queue in enumerate(queues):
+        params[f"queue_{number}"] = queue.sid
+        params[f"max_{number}"] = queue.max_reserved_workers
+    offset, size = 0, 16
+    while True:
+        rows = tx.session.scalars(query, {**params, "size": size, "offset": offset, "depth": offset + size}).all()
+        yield from rows
+        if len(rows) < size:
+            return
+        offset += size
+        size = min(size * 4, BATCH)
 
 
 def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator[Task]:
     """Waiting tasks in the worker's queues, in the order the queues serve them.
 
     FIFO queues serve by priority then age; LIFO queues newest first, ignoring priority; the
-    workspace's PrioritizeQueueOrder says which kind goes first when a worker is in both.
+    workspace's PrioritizeQueueOrder says which kind goes first when a worker is in both. Each
+    queue is read in its own order and the queues of a kind are merged.
     """
     kinds = ("FIFO", "LIFO") if tx.workspace.prioritize_queue_order == "FIFO" else ("LIFO", "FIFO")
-    present = {queue.task_order for queue in tx.config.queues.values()}
+    configured = tx.config.queues
+    member_of = [configured[sid] for sid in tx.session.scalars(_MEMBER_QUEUES, {"worker_sid": worker.sid})
+                 if sid in configured]
     params = {"worker_sid": worker.sid, "channel_sids": list(channel_sids)}
     for kind in kinds:
-        if kind not in present:
-            continue  # a workspace without LIFO (or FIFO) queues needs no query for them
-        query = _candidate_tasks_query(kind)
-        offset, size = 0, 16
-        while True:
-            rows = tx.session.scalars(query, {**params, "size": size, "offset": offset}).all()
-            yield from rows
-            if len(rows) < size:
-                break
-            offset += size
-            size = min(size * 4, BATCH)
+        of_kind = [queue for queue in member_of if queue.task_order == kind]
+        heads = [_queue_heads(tx, kind, of_kind[start:start + QUEUES_PER_STATEMENT], params)
+                 for start in range(0, len(of_kind), QUEUES_PER_STATEMENT)]
+        if len(heads) == 1:
+            yield from heads[0]
+        elif heads:
+            yield from heapq.merge(*heads, key=_fifo_key if kind == "FIFO" else _lifo_key)
 
 
 def reserve_for_worker(tx: Tx, worker: Worker) -> int:

@@ -23,6 +23,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -166,6 +168,10 @@ class WorkerChannel(Base):
     # When this worker last got or finished work, or became available, on this channel:
     # the oldest value is the longest-idle worker, who is offered the next task.
     idle_since: Mapped[datetime] = mapped_column(DateTime)
+    # A copy of the worker's `available`, so that the longest-idle index skips offline workers (they
+    # keep their old idle_since and would otherwise be walked past on every match). Matching still
+    # tests `workers.available`; a stale True here costs time, never a wrong match.
+    worker_available: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     date_created: Mapped[datetime] = mapped_column(DateTime)
     date_updated: Mapped[datetime] = mapped_column(DateTime)
 
@@ -173,7 +179,7 @@ class WorkerChannel(Base):
         UniqueConstraint("worker_sid", "task_channel_sid"),
         CheckConstraint("capacity BETWEEN 0 AND 50", name="capacity"),
         CheckConstraint("reserved_tasks >= 0 AND assigned_tasks >= 0", name="counts"),
-        Index("ix_worker_channels_channel_idle", "task_channel_sid", "idle_since"),
+        Index("ix_worker_channels_channel_available_idle", "task_channel_sid", "worker_available", "idle_since"),
     )
 
 
@@ -246,6 +252,14 @@ class Task(Base):
     )
 
 
+# Waiting tasks of one queue in the order a FIFO queue serves them: a worker who becomes available
+# reads the head of each of their queues instead of sorting every waiting task (500,000 at the limit).
+# Partial, so finished tasks cost it nothing; queries repeat the literal predicate so that it applies.
+WAITING_PREDICATE = "assignment_status IN ('pending', 'reserved')"
+Index("ix_tasks_waiting_order", Task.task_queue_sid, Task.priority.desc(), Task.virtual_start_time, Task.sid,
+      sqlite_where=text(WAITING_PREDICATE), postgresql_where=text(WAITING_PREDICATE))
+
+
 class Reservation(Base):
     __tablename__ = "reservations"
 
@@ -264,7 +278,9 @@ class Reservation(Base):
 
     __table_args__ = (
         CheckConstraint(_in("reservation_status", RESERVATION_STATUSES), name="reservation_status"),
-        Index("ix_reservations_task", "task_sid", "reservation_status"),
+        # With the worker second, "an offer of this task to this worker" is one index probe, which the
+        # planner prefers to reading every reservation of the worker.
+        Index("ix_reservations_task_worker", "task_sid", "worker_sid", "reservation_status"),
         Index("ix_reservations_worker", "worker_sid", "reservation_status"),
     )
 

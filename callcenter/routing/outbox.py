@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
+
+from callcenter.logs import log_context
 
 from .errors import RoutingError
 from .models import OutboxMessage, Reservation, Workspace
@@ -41,6 +44,17 @@ ASSIGNMENT_DEADLINE = 5.0
 EVENT_DEADLINE = 15.0
 LEASE_SECONDS = 60
 MAX_ATTEMPTS = {"assignment": 4, "event": 8}
+# Told of every POST and of every message given up: fn(outcome, kind, seconds), outcome "delivered",
+# "failed" or "abandoned" (seconds None). callcenter/metrics.py turns these into Prometheus metrics.
+DELIVERY_OBSERVERS: list[Callable[[str, str, float | None], None]] = []
+
+
+def _observe(outcome: str, kind: str, seconds: float | None) -> None:
+    for observer in DELIVERY_OBSERVERS:
+        try:
+            observer(outcome, kind, seconds)
+        except Exception:  # metrics must never break delivery
+            log.exception("delivery observer failed")
 
 
 @dataclass(frozen=True)
@@ -78,9 +92,13 @@ def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> f
 
 
 class Deliverer:
-    def __init__(self, router: Router, transport: Transport | None = None) -> None:
+    def __init__(self, router: Router, transport: Transport | None = None, *,
+                 assignment_deadline: float = ASSIGNMENT_DEADLINE, event_deadline: float = EVENT_DEADLINE) -> None:
         self.router = router
         self.transport = transport or urllib_transport
+        # Seconds one POST may take, per URL (tests shorten them; Twilio gives an assignment callback 5 s).
+        self.assignment_deadline = assignment_deadline
+        self.event_deadline = event_deadline
 
     # -- claiming ---------------------------------------------------------------------------------
     def claim_due(self, limit: int) -> list[OutboxMessage]:
@@ -124,10 +142,14 @@ class Deliverer:
     # -- one message ------------------------------------------------------------------------------
     def deliver(self, message: OutboxMessage) -> None:
         params = json.loads(message.payload)
+        with log_context(**_sids_of(message, params)):
+            self._deliver(message, params)
+
+    def _deliver(self, message: OutboxMessage, params: dict[str, str]) -> None:
         if message.kind == "assignment" and not self._reservation_pending(message.reservation_sid):
             self._finish(message)  # answered or ended meanwhile: nothing left to ask
             return
-        deadline = ASSIGNMENT_DEADLINE if message.kind == "assignment" else EVENT_DEADLINE
+        deadline = self.assignment_deadline if message.kind == "assignment" else self.event_deadline
         response, error = self._post(message, message.url, params, deadline)
         if response is None and message.fallback_url:
             response, error = self._post(message, message.fallback_url, params, deadline)
@@ -144,11 +166,15 @@ class Deliverer:
         token = self.router.auth_token_for(self._account_sid(message))
         if token:
             headers["X-Twilio-Signature"] = twilio_signature(token, url, params)
+        started = time.perf_counter()
         try:
             response = self.transport(url, params, headers, deadline)
         except Exception as err:  # refused, reset, timed out: all mean "try again later"
+            _observe("failed", message.kind, time.perf_counter() - started)
             return None, f"{type(err).__name__}: {err}"
-        if 200 <= response.status < 300:
+        delivered = 200 <= response.status < 300
+        _observe("delivered" if delivered else "failed", message.kind, time.perf_counter() - started)
+        if delivered:
             return response, ""
         return None, f"HTTP {response.status}"
 
@@ -170,6 +196,7 @@ class Deliverer:
         values: dict = {"last_error": error[:500]}
         if give_up:
             values["status"] = "dead"
+            _observe("abandoned", message.kind, None)
             log.error("%s callback to %s abandoned after %d attempts: %s", message.kind, message.url,
                       message.attempts, error)
         else:
@@ -199,6 +226,19 @@ class Deliverer:
     def _account_sid(self, message: OutboxMessage) -> str:
         with self.router.read() as session:
             return session.scalar(select(Workspace.account_sid).where(Workspace.sid == message.workspace_sid)) or ""
+
+
+def _sids_of(message: OutboxMessage, params: dict[str, str]) -> dict[str, str | None]:
+    """The sids a callback is about, for its log lines (the call's sid is in the task's attributes)."""
+    call_sid = None
+    try:
+        attributes = json.loads(params.get("TaskAttributes") or "{}")
+        call_sid = attributes.get("call_sid") if isinstance(attributes, dict) else None
+    except (ValueError, RecursionError):
+        pass
+    return {"workspace_sid": message.workspace_sid, "task_sid": params.get("TaskSid"),
+            "reservation_sid": message.reservation_sid or params.get("ReservationSid"),
+            "worker_sid": params.get("WorkerSid"), "call_sid": call_sid if isinstance(call_sid, str) else None}
 
 
 class Sweeper:

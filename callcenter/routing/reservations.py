@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 
-from .errors import IllegalState, InvalidParameter, ReservationNotPending
+from .errors import IllegalState, InvalidParameter, NotFound, ReservationNotPending
 from .events import emit, epoch_ms, task_age_seconds
 from .models import Reservation, Task, TaskQueue, Worker, WorkerChannel
 from .router import Router, Tx
@@ -279,10 +279,8 @@ def update_reservation(
 ) -> Reservation:
     """Carry out a reservation update: a status change, or an instruction with its parameters."""
     with router.transaction(workspace_sid) as tx:
-        reservation = tx.get(Reservation, reservation_sid, "Reservation")
+        reservation = load_reservation(tx, reservation_sid)
         if (worker_sid and reservation.worker_sid != worker_sid) or (task_sid and reservation.task_sid != task_sid):
-            from .errors import NotFound
-
             raise NotFound(f"The requested resource Reservation {reservation_sid} was not found")
         check_version(reservation, if_match)
         if instruction is not None:
@@ -292,6 +290,30 @@ def update_reservation(
         elif worker_activity_sid is not None:
             raise InvalidParameter("WorkerActivitySid is only valid with ReservationStatus=rejected")
         return reservation
+
+
+# One statement for the reservation, its task, its worker and their channel, which every status change
+# reads (four lookups otherwise); later `session.get` calls find them in the session's identity map.
+_RESERVATION_WITH_PARTIES = (
+    select(Reservation, Task, Worker, WorkerChannel)
+    .join(Task, Task.sid == Reservation.task_sid)
+    .join(Worker, Worker.sid == Reservation.worker_sid)
+    .outerjoin(WorkerChannel, and_(WorkerChannel.worker_sid == Reservation.worker_sid,
+                                   WorkerChannel.task_channel_sid == Reservation.task_channel_sid))
+    .where(Reservation.sid == bindparam("reservation_sid"))
+)
+
+
+def load_reservation(tx: Tx, reservation_sid: str) -> Reservation:
+    """A reservation of this workspace, loaded with its task, worker and worker channel, or NotFound."""
+    row = (tx.session.execute(_RESERVATION_WITH_PARTIES, {"reservation_sid": reservation_sid}).first()
+           if isinstance(reservation_sid, str) else None)
+    if row is None or row[0].workspace_sid != tx.workspace.sid:
+        raise NotFound(f"The requested resource Reservation {reservation_sid} was not found")
+    tx.hold(*row)
+    if row[3] is not None:
+        tx.remember_channel(row[3])
+    return row[0]
 
 
 def _change_status(tx: Tx, reservation: Reservation, status: str, worker_activity_sid: str | None) -> None:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import bindparam, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
@@ -41,9 +41,11 @@ class Router:
         transport: Any = None,
         instruction_handler: Callable[..., Any] | None = None,
         auth_token_for: Callable[[str], str | None] | None = None,
+        pool: dict[str, Any] | None = None,
     ) -> None:
         self.database_url = database_url or database_url_from_env()
-        self.writer, self.reader = make_engines(self.database_url)
+        # pool: pool_size, max_overflow, pool_timeout, pool_recycle (db.make_engines; defaults there).
+        self.writer, self.reader = make_engines(self.database_url, **(pool or {}))
         self._sqlite_writers = sqlite_writer_lock(self.database_url)
         self.clock = clock or SystemClock()
         self._write_sessions = sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
@@ -134,6 +136,15 @@ class Router:
         return ready
 
 
+# Every transaction writes these: built once (constructing a statement costs more than running it).
+_TIMERS = Timer.__table__
+_DELETE_TIMERS = _TIMERS.delete().where(
+    tuple_(_TIMERS.c.kind, _TIMERS.c.subject_sid).in_(bindparam("keys", expanding=True)))
+_INSERT_TIMERS = _TIMERS.insert()
+_INSERT_EVENTS = events_module.Event.__table__.insert()
+_INSERT_OUTBOX = OutboxMessage.__table__.insert()
+
+
 class Tx:
     """The state of one engine transaction."""
 
@@ -152,6 +163,8 @@ class Tx:
         self._created: set[str] = set()
         self._config: WorkspaceConfiguration | None = None
         self._config_changed = False
+        self._worker_channels: dict[tuple[str, str], Any] = {}
+        self._held: list[Any] = []
 
     # -- the workspace's configuration, from the process cache ------------------------------------
     @property
@@ -209,6 +222,18 @@ class Tx:
         if row is None or getattr(row, "workspace_sid", None) != self.workspace.sid:
             raise NotFound(f"The requested resource {name or model.__name__} {sid} was not found")
         return row
+
+    def hold(self, *rows: Any) -> None:
+        """Keep rows loaded together with another alive until commit: the session's identity map holds
+        them only weakly, and `session.get` finds them there without SQL while they live."""
+        self._held.extend(row for row in rows if row is not None)
+
+    def remember_channel(self, channel: Any) -> None:
+        """A WorkerChannel loaded in this transaction: found again by (worker, task channel) without SQL."""
+        self._worker_channels[(channel.worker_sid, channel.task_channel_sid)] = channel
+
+    def remembered_channel(self, worker_sid: str, task_channel_sid: str) -> Any:
+        return self._worker_channels.get((worker_sid, task_channel_sid))
 
     # -- what must happen before commit ----------------------------------------------------------
     def wake_task(self, task: Task) -> None:
@@ -275,15 +300,13 @@ class Tx:
         if not self._timers:
             return
         connection = self.session.connection()
-        table = Timer.__table__
         keys = [key for key in self._timers if key[1] not in self._created]
         for start in range(0, len(keys), 400):
-            chunk = keys[start:start + 400]
-            connection.execute(table.delete().where(tuple_(table.c.kind, table.c.subject_sid).in_(chunk)))
+            connection.execute(_DELETE_TIMERS, {"keys": keys[start:start + 400]})
         rows = [{"workspace_sid": self.workspace.sid, "kind": kind, "subject_sid": subject, "due_at": due}
                 for (kind, subject), due in self._timers.items() if due is not None]
         if rows:
-            connection.execute(table.insert(), rows)
+            connection.execute(_INSERT_TIMERS, rows)
         self._timers.clear()
 
     def finish(self) -> None:
@@ -296,10 +319,10 @@ class Tx:
         # Core executemany on the connection: one statement for all of the transaction's events.
         connection = self.session.connection()
         if self._events:
-            connection.execute(events_module.Event.__table__.insert(), self._events)
+            connection.execute(_INSERT_EVENTS, self._events)
             self.committed_events = self._events
         if self._outbox:
-            connection.execute(OutboxMessage.__table__.insert(), self._outbox)
+            connection.execute(_INSERT_OUTBOX, self._outbox)
             self.outbox_written = True
 
     def take_woken(self) -> tuple[list[Task], list[Worker]]:

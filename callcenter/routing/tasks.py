@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, bindparam, select
+
 from . import validation
 from .errors import IllegalState, InvalidParameter, NotFound
 from .events import emit
-from .models import Task, Worker, Workflow
+from .models import Reservation, Task, Worker, WorkerChannel, Workflow
 from .reservations import (
     active_reservation,
     cancel_pending_reservations,
@@ -128,7 +130,10 @@ def update_task(
     if assignment_status is not None and attributes is not None:
         raise InvalidParameter("Change AssignmentStatus and Attributes in two separate requests")
     with router.transaction(workspace_sid) as tx:
-        task = tx.get(Task, task_sid, "Task")
+        if assignment_status in ("wrapping", "completed"):
+            task = _load_with_assignment(tx, task_sid)
+        else:
+            task = tx.get(Task, task_sid, "Task")
         check_version(task, if_match)
         if assignment_status is not None:
             _change_status(tx, task, assignment_status, reason)
@@ -161,6 +166,30 @@ def update_task(
         if route_again and task.assignment_status in WAITING:
             reroute_task(tx, task)
         return task
+
+
+# Wrapping up or completing reads the task's worker and their channel too: one statement instead of
+# three lookups (the worker and channel then come from the session's identity map and the Tx).
+_TASK_WITH_ASSIGNMENT = (
+    select(Task, Worker, WorkerChannel)
+    .outerjoin(Reservation, and_(Reservation.task_sid == Task.sid,
+                                 Reservation.reservation_status.in_(("accepted", "wrapping"))))
+    .outerjoin(Worker, Worker.sid == Reservation.worker_sid)
+    .outerjoin(WorkerChannel, and_(WorkerChannel.worker_sid == Reservation.worker_sid,
+                                   WorkerChannel.task_channel_sid == Reservation.task_channel_sid))
+    .where(Task.sid == bindparam("task_sid"))
+)
+
+
+def _load_with_assignment(tx: Tx, task_sid: str) -> Task:
+    rows = tx.session.execute(_TASK_WITH_ASSIGNMENT, {"task_sid": task_sid}).all() if isinstance(task_sid, str) else []
+    if not rows or rows[0][0].workspace_sid != tx.workspace.sid:
+        raise NotFound(f"The requested resource Task {task_sid} was not found")
+    for _task, worker, channel in rows:
+        tx.hold(worker)
+        if channel is not None:
+            tx.remember_channel(channel)
+    return rows[0][0]
 
 
 def _change_status(tx: Tx, task: Task, status: str, reason: str | None) -> None:

@@ -17,6 +17,8 @@ from .models import Reservation, Task, Timer
 from .router import Router, Tx
 
 log = logging.getLogger("callcenter.routing.timers")
+# Told of every timer fired: fn(kind, lag seconds = fire time - due_at); callcenter/metrics.py adds one.
+FIRED_OBSERVERS: list[Callable[[str, float], None]] = []
 
 
 def fire_due_timers(router: Router, limit: int = 500) -> int:
@@ -40,9 +42,13 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
                     continue  # another process fired it, or the subject moved on and cancelled it
                 HANDLERS[kind](tx, subject_sid)
                 fired += 1
+            for observe in FIRED_OBSERVERS:
+                observe(kind, (tx.now - due_at).total_seconds())
         except Exception:
             # A timer that cannot fire must not block the others; it is logged with its subject.
-            log.exception("timer %s for %s failed", kind, subject_sid)
+            field = {"WR": "reservation_sid", "WT": "task_sid", "CA": "call_sid"}.get(subject_sid[:2], "subject_sid")
+            log.exception("timer %s for %s failed", kind, subject_sid,
+                          extra={"workspace_sid": workspace_sid, field: subject_sid})  # sids for JSON logs
     return fired
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, event, func, inspect, select, update
 
 from . import validation
 from .errors import DuplicateName, IllegalState, InvalidParameter, NotFound
@@ -45,6 +45,7 @@ def create_worker(router: Router, workspace_sid: str, *, friendly_name: str, act
             tx.session.add(WorkerChannel(sid=new_sid("WC"), workspace_sid=workspace_sid, worker_sid=worker.sid,
                                          task_channel_sid=channel_sid, capacity=1, available=True,
                                          reserved_tasks=0, assigned_tasks=0, idle_since=tx.now,
+                                         worker_available=activity.available,
                                          date_created=tx.now, date_updated=tx.now))
         tx.session.flush()
         refresh_worker_memberships(tx, worker)
@@ -160,6 +161,21 @@ def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: 
     return True
 
 
+_COPY_AVAILABILITY = (update(WorkerChannel.__table__)
+                      .where(WorkerChannel.__table__.c.worker_sid == bindparam("of_worker"))
+                      .values(worker_available=bindparam("now_available")))
+
+
+@event.listens_for(Worker, "after_update")
+def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker) -> None:
+    """Keep `worker_channels.worker_available` equal to `workers.available`, whatever code changed it.
+
+    Core on the flush's connection: the channels need not be loaded, and nothing reads the copy but the index.
+    """
+    if inspect(worker).attrs.available.history.has_changes():
+        connection.execute(_COPY_AVAILABILITY, {"of_worker": worker.sid, "now_available": worker.available})
+
+
 def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
     return list(tx.session.scalars(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid)))
 
@@ -169,12 +185,16 @@ _WORKER_CHANNEL = select(WorkerChannel).where(WorkerChannel.worker_sid == bindpa
 
 
 def worker_channel(tx: Tx, worker: Worker, task_channel_sid: str) -> WorkerChannel:
+    channel = tx.remembered_channel(worker.sid, task_channel_sid)
+    if channel is not None:
+        return channel
     # The lookup reads no column that pending changes could alter, so it need not flush them first
     # (flushing here split one UPDATE of a task or worker into two).
     with tx.session.no_autoflush:
         channel = tx.session.scalar(_WORKER_CHANNEL, {"worker_sid": worker.sid, "channel_sid": task_channel_sid})
     if channel is None:
         raise NotFound(f"Worker {worker.sid} has no channel {task_channel_sid}")
+    tx.remember_channel(channel)
     return channel
 
 

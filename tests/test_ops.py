@@ -1,0 +1,278 @@
+"""Operations: JSON logs carrying the sids they are about, `/metrics` in Prometheus' format, `/health`."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app
+from callcenter import logs
+from callcenter.metrics import render
+from callcenter.routing.outbox import Response
+from tests.routing.conftest import Center
+
+ACCOUNT_SID = "AC" + "b" * 32
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(database_url, clock):
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "RUN_SWEEPER": False, "AUTO_MIGRATE": False,
+                      "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": "token", "LOG_FORMAT": "json"})
+    app.extensions["router"].clock = clock
+    yield app
+    app.extensions["router"].dispose()
+    logs.configure_logging("text")
+
+
+@pytest.fixture
+def center(app, clock):
+    return Center(app.extensions["router"], clock)
+
+
+def json_lines(buffer: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def captured():
+    """Everything logged while the test runs, as JSON lines, through the module's own handler."""
+    buffer = io.StringIO()
+    logs.configure_logging("json", "DEBUG", stream=buffer)
+    yield buffer
+    logs.configure_logging("text")
+
+
+# -- logs --------------------------------------------------------------------------------------------
+
+def test_json_line_carries_the_sids_of_its_context_and_only_inside_it(captured):
+    log = logging.getLogger("callcenter.test")
+    with logs.log_context(workspace_sid="WS1", task_sid="WT1", reservation_sid="WR1", call_sid="CA1"):
+        log.info("offering %s", "WT1")
+    log.warning("outside")
+
+    inside, outside = json_lines(captured)
+    assert inside["message"] == "offering WT1" and inside["level"] == "INFO" and inside["logger"] == "callcenter.test"
+    assert {k: inside[k] for k in logs.FIELDS if k in inside} == {
+        "workspace_sid": "WS1", "task_sid": "WT1", "reservation_sid": "WR1", "call_sid": "CA1"}
+    assert inside["time"].endswith("Z")
+    assert not any(field in outside for field in logs.FIELDS)
+
+
+def test_nested_context_adds_sids_and_restores_the_outer_ones(captured):
+    log = logging.getLogger("callcenter.test")
+    with logs.log_context(workspace_sid="WS1", task_sid="WT1"):
+        with logs.log_context(task_sid="WT2", reservation_sid="WR2"):
+            log.info("inner")
+        log.info("outer")
+
+    inner, outer = json_lines(captured)
+    assert (inner["workspace_sid"], inner["task_sid"], inner["reservation_sid"]) == ("WS1", "WT2", "WR2")
+    assert (outer["task_sid"], "reservation_sid" in outer) == ("WT1", False)
+
+
+def test_exception_is_part_of_the_json_line(captured):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("callcenter.test").exception("failed")
+
+    [line] = json_lines(captured)
+    assert "ValueError: boom" in line["exception"]
+
+
+def test_text_format_shows_the_sids_in_brackets():
+    buffer = io.StringIO()
+    logs.configure_logging("text", stream=buffer)
+    try:
+        with logs.log_context(task_sid="WT9"):
+            logging.getLogger("callcenter.test").info("hello")
+    finally:
+        logs.configure_logging("text")
+    assert "INFO callcenter.test [task_sid=WT9] hello" in buffer.getvalue()
+
+
+def test_configuring_twice_keeps_one_handler_and_refuses_unknown_formats():
+    logs.configure_logging("json")
+    logs.configure_logging("text")
+    assert sum(getattr(h, "_callcenter_handler", False) for h in logging.getLogger().handlers) == 1
+    with pytest.raises(ValueError):
+        logs.configure_logging("xml")
+    with pytest.raises(TypeError), logs.log_context(queue_sid="WQ1"):
+        pass
+
+
+def test_app_with_log_format_json_logs_json(app):
+    [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_callcenter_handler", False)]
+    assert isinstance(handler.formatter, logs.JsonFormatter)
+
+
+def test_request_lines_carry_the_sids_of_the_url_and_the_call(app, captured):
+    def probe(workspace_sid, task_sid):
+        logging.getLogger("callcenter.test").info("inside the request")
+        return ""
+
+    app.add_url_rule("/probe/Workspaces/<workspace_sid>/Tasks/<task_sid>", view_func=probe, methods=["POST"])
+    app.test_client().post("/probe/Workspaces/WS7/Tasks/WT7", data={"CallSid": "CA7"})
+
+    [line] = [entry for entry in json_lines(captured) if entry["message"] == "inside the request"]
+    assert (line["workspace_sid"], line["task_sid"], line["call_sid"]) == ("WS7", "WT7", "CA7")
+    assert logs.current_context() == {}  # nothing leaks past the request
+
+
+def test_callback_failure_lines_carry_task_reservation_call_and_workspace(center, captured):
+    queue = center.queue()
+    center.workflow(default=queue, assignment_callback_url="https://app.example/assignment")
+    center.worker("alice")
+    task = center.task({"call_sid": "CA" + "1" * 32})
+    center.router.deliverer.transport = lambda url, params, headers, timeout: Response(500, "")
+
+    center.router.deliver_outbox()
+
+    [line] = [entry for entry in json_lines(captured) if "failed (attempt 1)" in entry["message"]]
+    assert line["task_sid"] == task
+    assert line["reservation_sid"] == center.pending_reservation(task).sid
+    assert (line["workspace_sid"], line["call_sid"]) == (center.ws, "CA" + "1" * 32)
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+
+def scrape(app) -> str:
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    return response.get_data(as_text=True)
+
+
+def value(text: str, name: str, **labels) -> float:
+    """The value of one sample; 0.0 when the sample is absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_metrics_report_tasks_waiting_age_reservations_and_timer_lag(app, center):
+    sales = center.queue("Sales")
+    center.workflow(filters=[{"filter_friendly_name": "All", "expression": "1 == 1",
+                              "targets": [{"queue": sales, "timeout": 60}]}])
+    alice = center.worker("alice")
+    offered = center.task()
+    center.reject(center.pending_reservation(offered).sid)  # alice stays available, the task waits
+    center.set_activity(alice, "Offline")
+    center.task()
+    center.clock.advance(100)  # the target timeouts are 40 s overdue: no sweeper ran
+
+    text = scrape(app)
+
+    assert value(text, "callcenter_database_up") == 1
+    assert value(text, "callcenter_tasks", workspace_sid=center.ws, status="pending") == 2
+    assert value(text, "callcenter_tasks", workspace_sid=center.ws, status="assigned") == 0
+    assert value(text, "callcenter_task_queue_waiting_tasks", task_queue_sid=sales, task_queue_name="Sales") == 2
+    assert value(text, "callcenter_task_queue_oldest_waiting_seconds", task_queue_sid=sales) == 100
+    assert value(text, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 1
+    assert value(text, "callcenter_reservations_total", workspace_sid=center.ws, outcome="rejected") == 1
+    assert value(text, "callcenter_timers_due", kind="target_timeout") == 2
+    assert value(text, "callcenter_timer_oldest_due_seconds", kind="target_timeout") == 40
+
+    center.router.run_due_timers()  # the sweeper catches up: nothing overdue, two timers fired 40 s late
+    after = scrape(app)
+    assert value(after, "callcenter_timer_oldest_due_seconds", kind="target_timeout") == 0
+    fired_late = {"kind": "target_timeout", "le": "60.0"}
+    on_time = {"kind": "target_timeout", "le": "30.0"}
+    assert value(after, "callcenter_timer_lag_seconds_bucket", **fired_late) \
+        - value(text, "callcenter_timer_lag_seconds_bucket", **fired_late) == 2
+    assert value(after, "callcenter_timer_lag_seconds_bucket", **on_time) \
+        == value(text, "callcenter_timer_lag_seconds_bucket", **on_time)
+
+
+def test_metrics_count_callback_latency_failures_and_abandoned_messages(app, center):
+    center.workflow(default=center.queue(), assignment_callback_url="https://app.example/assignment")
+    center.worker("alice")
+    center.task()
+    before = scrape(app)
+
+    def refuse(url, params, headers, timeout):
+        raise ConnectionRefusedError("nobody listens")
+
+    center.router.deliverer.transport = refuse
+    center.router.deliver_outbox()
+    after = scrape(app)
+
+    labels = {"kind": "assignment", "outcome": "failed"}
+    assert value(after, "callcenter_callback_duration_seconds_count", **labels) \
+        - value(before, "callcenter_callback_duration_seconds_count", **labels) == 1
+    assert value(after, "callcenter_callback_failures_total", kind="assignment") \
+        - value(before, "callcenter_callback_failures_total", kind="assignment") == 1
+    assert value(after, "callcenter_outbox_messages", kind="assignment", status="pending") == 1
+
+    center.router.deliverer.transport = lambda url, params, headers, timeout: Response(200, "{}")
+    center.clock.advance(600)
+    center.router.deliver_outbox()
+    delivered = scrape(app)
+    labels = {"kind": "assignment", "outcome": "delivered"}
+    assert value(delivered, "callcenter_callback_duration_seconds_count", **labels) \
+        - value(after, "callcenter_callback_duration_seconds_count", **labels) == 1
+    assert value(delivered, "callcenter_outbox_messages", kind="assignment", status="pending") == 0
+
+
+def test_abandoned_callback_is_counted_and_shows_as_dead(app, center):
+    center.workflow(default=center.queue(), assignment_callback_url="https://app.example/assignment")
+    center.worker("alice")
+    center.task()
+    before = scrape(app)
+    center.router.deliverer.transport = lambda url, params, headers, timeout: Response(503, "")
+    for _ in range(6):  # an assignment callback has 4 attempts
+        center.router.deliver_outbox()
+        center.clock.advance(600)
+    after = scrape(app)
+
+    assert value(after, "callcenter_callbacks_abandoned_total", kind="assignment") \
+        - value(before, "callcenter_callbacks_abandoned_total", kind="assignment") == 1
+    assert value(after, "callcenter_outbox_messages", kind="assignment", status="dead") == 1
+
+
+def test_callback_metrics_of_several_processes_add_up(app, tmp_path, monkeypatch):
+    """Each gunicorn process counts its own deliveries; with PROMETHEUS_MULTIPROC_DIR any scrape sums them."""
+    code = ("from callcenter.metrics import observe_delivery\n"
+            "observe_delivery('failed', 'assignment', 0.2)\nobserve_delivery('delivered', 'event', 0.01)\n")
+    directory = tmp_path / "metrics"  # its own: the collector reads every *.db file in it
+    directory.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+
+    text = render(app.extensions["router"]).decode()
+
+    assert value(text, "callcenter_callback_failures_total", kind="assignment") == 2
+    assert value(text, "callcenter_callback_duration_seconds_count", kind="event", outcome="delivered") == 2
+    assert value(text, "callcenter_database_up") == 1  # the database part is there too
+
+
+def test_metrics_and_health_report_an_unreachable_database(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/x.db",
+                      "RUN_SWEEPER": False, "AUTO_MIGRATE": False})
+    try:
+        client = app.test_client()
+        health = client.get("/health")
+        assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
+        assert value(scrape(app), "callcenter_database_up") == 0
+    finally:
+        app.extensions["router"].dispose()
+        logs.configure_logging("text")
+
+
+def test_health_is_ok_with_a_database(app):
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
