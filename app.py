@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from callcenter import api, contact_center, database, logs, metrics, sms, voice, web
 from callcenter.config import load_config
+from callcenter.simulator import cli as simulator_cli
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -28,6 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     voice.register(app)
     sms.register(app)
     web.register(app)
+    simulator_cli.init_app(app)
 
     @app.get("/health")
     def health():
@@ -44,7 +46,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "5000"))
-    application = create_app({"PORT": port})
+    from callcenter.simulator import demo
+
+    port, host = int(os.environ.get("PORT", "5000")), os.environ.get("HOST", "127.0.0.1")
+    # Without Twilio credentials: demo mode, the phone simulator standing in for Twilio (see README).
+    demo_settings = demo.settings(host, port) if demo.wanted(load_config()) else {}
+    application = create_app({"PORT": port, **demo_settings})
     contact_center.load_at_start(application)
-    application.run(host=os.environ.get("HOST", "127.0.0.1"), port=port)
+    if demo_settings:
+        demo.start(application)
+    application.run(host=host, port=port, threaded=True)

@@ -51,4 +51,7 @@ def load_config() -> dict[str, Any]:
         "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
+        # Set by `python app.py` when no Twilio credentials are configured: the phone simulator plays Twilio
+        # (callcenter/simulator/demo.py; DEMO=false turns it off).
+        "DEMO_MODE": False,
     }

@@ -55,7 +55,8 @@ class Phone:
     `answer_after`: seconds of ringing before it is picked up (None: never answered);
     `busy`: every call to it gets a busy signal; `handle_time`: seconds of conversation after
     which the agent hangs up (None: the agent waits for the other side); `digits`: keys pressed at
-    successive `<Gather>`s on this phone.
+    successive `<Gather>`s on this phone; `then_digits`: the key pressed at every later prompt once
+    `digits` are used up (e.g. "1" for an agent who takes every call offered).
     """
 
     contact: str
@@ -64,6 +65,7 @@ class Phone:
     busy: bool = False
     digits: str | Sequence[str] | None = None
     think_time: float = 1.0
+    then_digits: str | None = None
     calls: list[str] = field(default_factory=list)
     active_calls: set[str] = field(default_factory=set)
     double_booked: list[str] = field(default_factory=list)
@@ -77,6 +79,8 @@ class Phone:
         """Keys the agent presses at a prompt (e.g. "press 1 to take this call")."""
         if accepts_dtmf and self.pending_digits:
             return "dtmf", self.pending_digits.pop(0)
+        if accepts_dtmf and self.then_digits:
+            return "dtmf", self.then_digits
         return None
 
 

@@ -70,7 +70,8 @@ def login_required(role: str | None = None) -> Callable:
 
 def wants_json() -> bool:
     """Fetch calls from the pages ask for JSON; plain form posts get a redirect back."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html", "text/event-stream"])
+    # `*/*` (curl, a plain link) prefers the page: HTML is listed first.
+    best = request.accept_mimetypes.best_match(["text/html", "application/json", "text/event-stream"])
     return best in ("application/json", "text/event-stream")
 
 
