@@ -386,7 +386,7 @@ SCENARIO = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(scenario=SCENARIO)
 def test_eligible_now_is_exactly_who_the_engine_reserves(router, clock, scenario):

@@ -66,7 +66,7 @@ from tests.conftest import POSTGRES_URL, _drop_postgres_database, _postgres_data
 ACCOUNT = "AC" + "0" * 32
 RESERVATION_TIMEOUT = 120
 
-settings.register_profile("routing-properties", max_examples=60, stateful_step_count=40, deadline=None,
+settings.register_profile("routing-properties", max_examples=30, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("routing-properties-ci", max_examples=25, stateful_step_count=30, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
