@@ -69,10 +69,10 @@ def state():
                        reverse=True)[:SHOWN_CALLS]
         legs = [c for c in sim.calls.values() if c.direction != "inbound"]
     who = {phone: name for name, phone in _agents_by_contact().items()}
+    caller_of_leg = _caller_of_agent_legs([leg.sid for leg in legs])
     shown = []
     for call in calls:
-        related = [leg for leg in legs if leg.date_created >= call.date_created
-                   and (call.end_time is None or leg.date_created <= call.end_time)]
+        related = [leg for leg in legs if caller_of_leg.get(leg.sid) == call.sid]
         entries = [(entry, "caller") for entry in list(call.log)]
         for leg in related:
             entries += [(entry, who.get(leg.to, leg.to)) for entry in list(leg.log)]
@@ -82,6 +82,19 @@ def state():
         shown.append({"call_sid": call.sid, "from": call.from_, "status": call.status, "outcome": call.outcome,
                       "started": call.date_created.strftime("%H:%M:%S"), "log": lines})
     return jsonify(calls=shown, agents=_agents(), now=sim.now().strftime("%H:%M:%S"))
+
+
+def _caller_of_agent_legs(leg_sids: list[str]) -> dict[str, str]:
+    """Which caller each agent's phone call was for, as the voice app recorded it (several calls may overlap)."""
+    from callcenter.database import get_router
+    from callcenter.voice.models import AgentLeg, Call
+
+    if not leg_sids:
+        return {}
+    with get_router().read() as session:
+        rows = session.execute(select(AgentLeg.call_sid, Call.call_sid).join(Call, Call.task_sid == AgentLeg.task_sid)
+                               .where(AgentLeg.call_sid.in_(leg_sids))).all()
+    return dict(rows)
 
 
 def _agents_by_contact() -> dict[str, str]:
