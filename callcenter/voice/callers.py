@@ -162,9 +162,9 @@ def _voicemail(center: ContactCenter) -> Response:
 @voice_webhook
 def voicemail_recorded(center: ContactCenter):
     call_sid = form("CallSid")
-    flow.save_recording(center, call_sid, form("RecordingUrl") or None, form("RecordingSid") or None,
-                        form("RecordingDuration") or None)
-    flow.notify_supervisors(center, call_sid)
+    if flow.save_recording(center, call_sid, form("RecordingUrl") or None, form("RecordingSid") or None,
+                           form("RecordingDuration") or None):
+        flow.notify_supervisors(center, call_sid, voicemail=True)
     return xml(twiml.goodbye("Thank you. We will call you back. Goodbye.", speech(center)))
 
 

@@ -169,14 +169,16 @@ def move_caller(call: Call, url: str) -> None:
 
 
 def save_recording(center: ContactCenter, call_sid: str, url: str | None, sid: str | None,
-                   duration: str | None) -> None:
+                   duration: str | None) -> bool:
+    """Keep the voicemail with the missed call; False when this recording was already kept (a retry)."""
     with get_router().transaction(center.workspace_sid) as tx:
         call = tx.session.get(Call, call_sid)
-        if call is None:
-            return
+        if call is None or (call.recording_sid is not None and call.recording_sid == sid):
+            return False
         call.outcome = call.outcome or "missed"
         call.recording_url, call.recording_sid = url, sid
         call.recording_duration = int(duration) if duration and duration.isdigit() else None
+        return bool(url)
 
 
 def save_transcription(center: ContactCenter, call_sid: str, text: str | None) -> None:
@@ -186,11 +188,15 @@ def save_transcription(center: ContactCenter, call_sid: str, text: str | None) -
             call.transcription = text
 
 
-def notify_supervisors(center: ContactCenter, call_sid: str) -> None:
-    """One SMS per supervisor about a missed call, with its voicemail when there is one (sent once)."""
+def notify_supervisors(center: ContactCenter, call_sid: str, *, voicemail: bool = False) -> None:
+    """Tell every supervisor about a missed call, once; and about its voicemail when one arrives.
+
+    Twilio does not order the recording callback and the call's status callback: a caller who hangs
+    up as they finish a message may be reported "no voicemail" first, then their voicemail follows.
+    """
     with get_router().transaction(center.workspace_sid) as tx:
         call = tx.session.get(Call, call_sid)
-        if call is None or call.supervisors_notified:
+        if call is None or (call.supervisors_notified and not voicemail):
             return
         call.supervisors_notified = True
     choices = ", ".join(str(value) for value in json.loads(call.choices or "{}").values())

@@ -360,3 +360,15 @@ def test_agent_who_accepted_on_the_console_joins_the_caller_when_picking_up(scen
     root = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid))
     assert root.find("Dial/Conference").text == scenario.task(caller).sid
     assert root.find("Gather") is None
+
+
+def test_voicemail_reported_after_the_hang_up_still_reaches_supervisors_once(scenario):
+    caller = scenario.dial(digits="2")
+    scenario.advance(120)
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")  # Twilio's callbacks race
+    recording = {"CallSid": caller, "RecordingUrl": "https://api.twilio.com/RE2", "RecordingSid": "RE" + "2" * 32,
+                 "RecordingDuration": "7"}
+    scenario.post("/voice/voicemail/recorded", **recording)
+    scenario.post("/voice/voicemail/recorded", **recording)  # and Twilio retries
+    bodies = [text["Body"] for text in scenario.rest.texts()]
+    assert len(bodies) == 2 and "No voicemail" in bodies[0] and "https://api.twilio.com/RE2" in bodies[1]
