@@ -20,7 +20,6 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import ColumnElement, DateTime, and_, bindparam, exists, or_, select, text, union_all
-from sqlalchemy.orm import aliased
 
 from .expressions import resolve
 from .models import (
@@ -260,7 +259,7 @@ def _channels_with_room(tx: Tx, worker: Worker) -> list[str]:
 _MEMBER_QUEUES = select(TaskQueueMember.task_queue_sid).where(TaskQueueMember.worker_sid == bindparam("worker_sid"))
 
 
-QUEUES_PER_STATEMENT = 50
+HEADS_PER_STATEMENT = 50
 
 
 def _serving_order(entity, order: str) -> tuple:
@@ -269,24 +268,25 @@ def _serving_order(entity, order: str) -> tuple:
     return (entity.virtual_start_time.desc(), entity.sid)
 
 
-@lru_cache(maxsize=2 * QUEUES_PER_STATEMENT)
-def _queue_heads_query(order: str, queues: int):
-    """The waiting tasks of `queues` queues that one worker could take, merged in serving order; built once
-    per shape with bound parameters (`queue_<n>`, `max_<n>`, `worker_sid`, `channel_sids`, `depth`, `size`,
-    `offset`).
+@lru_cache(maxsize=2 * HEADS_PER_STATEMENT)
+def _queue_heads_query(order: str, heads: int):
+    """The waiting tasks one worker could take from `heads` (queue, channel) pairs, merged in serving order;
+    built once per shape with bound parameters (`queue_<n>`, `channel_<n>`, `max_<n>`, `worker_sid`,
+    `depth`, `size`, `offset`).
 
-    Each queue's head is read on its own, straight off `ix_tasks_waiting_order` (the literal predicate is
-    repeated for the partial index to apply), and only `depth` tasks of each are merged: sorting every
-    waiting task of the worker's queues together cost time in proportion to the backlog.
+    Each pair is read on its own, straight off `ix_tasks_waiting_order` (the literal predicate is repeated
+    for the partial index to apply), and only `depth` tasks of each are merged: sorting, or filtering by
+    channel, every waiting task of the worker's queues cost time in proportion to the backlog.
     """
     parts = []
-    for number in range(queues):
+    for number in range(heads):
+        # Only the ordering columns travel through the merge; the rows are joined once at the end.
         head = (
-            select(Task)
+            select(Task.sid, Task.priority, Task.virtual_start_time)
             .where(
                 Task.task_queue_sid == bindparam(f"queue_{number}"),
+                Task.task_channel_sid == bindparam(f"channel_{number}"),
                 text(f"tasks.{WAITING_PREDICATE}"),
-                Task.task_channel_sid.in_(bindparam("channel_sids", expanding=True)),
                 Task.pending_reservations < bindparam(f"max_{number}"),
                 ~_offer_blocked(Task.sid, bindparam("worker_sid"), Task.task_queue_entered_date),
             )
@@ -294,8 +294,8 @@ def _queue_heads_query(order: str, queues: int):
             .limit(bindparam("depth"))
         )
         parts.append(select(head.subquery()))
-    merged = aliased(Task, (union_all(*parts) if queues > 1 else parts[0]).subquery())
-    return (select(merged).order_by(*_serving_order(merged, order))
+    merged = (union_all(*parts) if heads > 1 else parts[0]).subquery()
+    return (select(Task).join(merged, merged.c.sid == Task.sid).order_by(*_serving_order(merged.c, order))
             .limit(bindparam("size")).offset(bindparam("offset")))
 
 
@@ -307,13 +307,15 @@ def _lifo_key(task: Task) -> tuple:
     return (datetime.max - task.virtual_start_time, task.sid)
 
 
-def _queue_heads(tx: Tx, order: str, queues: list[TaskQueue], params: dict) -> Iterator[Task]:
-    query = _queue_heads_query(order, len(queues))
-    params = dict(params)
-    for number, queue in enumerate(queues):
+def _queue_heads(tx: Tx, order: str, heads: list[tuple[TaskQueue, str]], worker_sid: str) -> Iterator[Task]:
+    query = _queue_heads_query(order, len(heads))
+    params: dict = {"worker_sid": worker_sid}
+    for number, (queue, channel_sid) in enumerate(heads):
         params[f"queue_{number}"] = queue.sid
+        params[f"channel_{number}"] = channel_sid
         params[f"max_{number}"] = queue.max_reserved_workers
-    offset, size = 0, 16
+    # Most workers take the first task offered: a small first page keeps every queue's probe short.
+    offset, size = 0, 4
     while True:
         rows = tx.session.scalars(query, {**params, "size": size, "offset": offset, "depth": offset + size}).all()
         yield from rows
@@ -328,17 +330,16 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator
 
     FIFO queues serve by priority then age; LIFO queues newest first, ignoring priority; the
     workspace's PrioritizeQueueOrder says which kind goes first when a worker is in both. Each
-    queue is read in its own order and the queues of a kind are merged.
+    queue is read in its own order, per channel, and the queues of a kind are merged.
     """
     kinds = ("FIFO", "LIFO") if tx.workspace.prioritize_queue_order == "FIFO" else ("LIFO", "FIFO")
     configured = tx.config.queues
     member_of = [configured[sid] for sid in tx.session.scalars(_MEMBER_QUEUES, {"worker_sid": worker.sid})
                  if sid in configured]
-    params = {"worker_sid": worker.sid, "channel_sids": list(channel_sids)}
     for kind in kinds:
-        of_kind = [queue for queue in member_of if queue.task_order == kind]
-        heads = [_queue_heads(tx, kind, of_kind[start:start + QUEUES_PER_STATEMENT], params)
-                 for start in range(0, len(of_kind), QUEUES_PER_STATEMENT)]
+        pairs = [(queue, channel_sid) for queue in member_of if queue.task_order == kind for channel_sid in channel_sids]
+        heads = [_queue_heads(tx, kind, pairs[start:start + HEADS_PER_STATEMENT], worker.sid)
+                 for start in range(0, len(pairs), HEADS_PER_STATEMENT)]
         if len(heads) == 1:
             yield from heads[0]
         elif heads:

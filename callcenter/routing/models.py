@@ -252,11 +252,13 @@ class Task(Base):
     )
 
 
-# Waiting tasks of one queue in the order a FIFO queue serves them: a worker who becomes available
-# reads the head of each of their queues instead of sorting every waiting task (500,000 at the limit).
-# Partial, so finished tasks cost it nothing; queries repeat the literal predicate so that it applies.
+# Waiting tasks of one queue and channel in the order a FIFO queue serves them: a worker who becomes
+# available reads the head of each of their queues instead of sorting or filtering every waiting task
+# (500,000 at the limit). Partial, so finished tasks cost it nothing; queries repeat the literal
+# predicate so that it applies.
 WAITING_PREDICATE = "assignment_status IN ('pending', 'reserved')"
-Index("ix_tasks_waiting_order", Task.task_queue_sid, Task.priority.desc(), Task.virtual_start_time, Task.sid,
+Index("ix_tasks_waiting_order", Task.task_queue_sid, Task.task_channel_sid, Task.priority.desc(),
+      Task.virtual_start_time, Task.sid,
       sqlite_where=text(WAITING_PREDICATE), postgresql_where=text(WAITING_PREDICATE))
 
 

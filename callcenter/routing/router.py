@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, tuple_
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
@@ -138,8 +138,10 @@ class Router:
 
 # Every transaction writes these: built once (constructing a statement costs more than running it).
 _TIMERS = Timer.__table__
-_DELETE_TIMERS = _TIMERS.delete().where(
-    tuple_(_TIMERS.c.kind, _TIMERS.c.subject_sid).in_(bindparam("keys", expanding=True)))
+# One probe of the (kind, subject_sid) index per key, sent as one executemany: SQLite answers
+# `(kind, subject_sid) IN (VALUES ...)` by scanning every timer (500,000 of them at the limit).
+_DELETE_TIMERS = _TIMERS.delete().where(_TIMERS.c.kind == bindparam("of_kind"),
+                                        _TIMERS.c.subject_sid == bindparam("of_subject"))
 _INSERT_TIMERS = _TIMERS.insert()
 _INSERT_EVENTS = events_module.Event.__table__.insert()
 _INSERT_OUTBOX = OutboxMessage.__table__.insert()
@@ -300,9 +302,10 @@ class Tx:
         if not self._timers:
             return
         connection = self.session.connection()
-        keys = [key for key in self._timers if key[1] not in self._created]
-        for start in range(0, len(keys), 400):
-            connection.execute(_DELETE_TIMERS, {"keys": keys[start:start + 400]})
+        keys = [{"of_kind": kind, "of_subject": subject} for kind, subject in self._timers
+                if subject not in self._created]
+        if keys:
+            connection.execute(_DELETE_TIMERS, keys)
         rows = [{"workspace_sid": self.workspace.sid, "kind": kind, "subject_sid": subject, "due_at": due}
                 for (kind, subject), due in self._timers.items() if due is not None]
         if rows:
