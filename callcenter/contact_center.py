@@ -25,8 +25,9 @@ from callcenter.routing import Router, queues, workers, workflows, workspaces
 from callcenter.routing.expressions import ExpressionError, compile_expression
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow, Workspace
 
-# Seconds an agent has, once they answer, to press 1 (see twiml.voice.agent_confirm).
-CONFIRM_SECONDS = 10
+# Seconds an agent needs, once they answer, to hear who calls (~5 s of speech) and press 1 (the prompt
+# waits 8 s; see twiml.voice.agent_confirm), with room for the callback and Twilio's dialing.
+CONFIRM_SECONDS = 18
 ROLES = ("available", "offline", "break", "busy", "wrap_up")
 # What the voice app must hear about from the engine (see callcenter/voice/events.py).
 VOICE_EVENTS = ("task.canceled", "workflow.timeout", "reservation.timeout", "reservation.canceled",

@@ -33,7 +33,8 @@ def is_from_twilio() -> bool:
     if not token or not signature:
         return False
     validator = RequestValidator(token)
-    params = request.form.to_dict(flat=True) if request.method == "POST" else {}
+    # Every value of a repeated key is signed; RequestValidator takes the multi-dict as it is.
+    params = request.form if request.method == "POST" else {}
     return any(validator.validate(url, params, signature) for url in candidate_urls())
 
 

@@ -43,12 +43,16 @@ def assignment(center: ContactCenter):
     if not offer.contact_uri:
         log.error("worker %s has no contact_uri attribute: cannot ring them", offer.worker_sid)
         return _reject(center)
+    if not flow.claim_ring(center, offer):
+        return Response(status=200)  # a retry while we were still dialing: one ring per reservation
     try:
         flow.ring_agent(center, offer)
     except TelephonyUnavailable as err:
+        flow.release_claim(center, offer.reservation_sid)
         log.warning("could not ring %s yet (%s): the engine will retry", offer.contact_uri, err)
         return Response("Twilio unavailable", status=503)
     except TelephonyError as err:
+        flow.release_claim(center, offer.reservation_sid)
         log.error("Twilio refused to ring %s (code %s): %s", offer.contact_uri, err.code, err)
         return _reject(center)
     return Response(status=200)
@@ -64,10 +68,12 @@ def _reject(center: ContactCenter) -> Response:
 def agent_answer(center: ContactCenter):
     """The agent picked up: tell them who is calling and ask them to take it (or connect at once)."""
     reservation_sid = request.args.get("reservation", "")
+    if not flow.is_current_leg(reservation_sid, form("CallSid")):
+        return xml(twiml.goodbye("This call is no longer needed. Goodbye.", speech(center)))
     reservation, task, _ = flow.reservation_state(reservation_sid)
     if reservation is not None and reservation.reservation_status == "accepted" and task.assignment_status == "assigned":
-        # Accepted on the agent console while the phone rang: the caller is already in the room.
-        return _join(center, task.sid)
+        # Accepted on the agent console while the phone rang: bring the caller in now.
+        return _bridge(center, reservation_sid, flow.caller_of(task.sid))
     if reservation is None or reservation.reservation_status != "pending":
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
     flow.agent_answered(center, reservation_sid)
@@ -83,6 +89,11 @@ def agent_answer(center: ContactCenter):
 def agent_confirm(center: ContactCenter):
     """1 takes the call; anything else, or nothing (a voicemail box answered), passes it to the next agent."""
     reservation_sid = request.args.get("reservation", "")
+    if not flow.is_current_leg(reservation_sid, form("CallSid")):
+        return xml(twiml.goodbye("This call is no longer needed. Goodbye.", speech(center)))
+    reservation, task, _ = flow.reservation_state(reservation_sid)
+    if reservation is not None and reservation.reservation_status == "accepted" and task.assignment_status == "assigned":
+        return _bridge(center, reservation_sid, flow.caller_of(task.sid))  # accepted on the console meanwhile
     if form("Digits") == "1":
         return _connect(center, reservation_sid)
     flow.decline(center, reservation_sid, "declined" if form("Digits") else "no key pressed")
@@ -94,11 +105,19 @@ def _connect(center: ContactCenter, reservation_sid: str) -> Response:
     caller = flow.accept(center, reservation_sid)
     if caller is None:
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
-    outcome = flow.bridge_caller(center, caller)
-    if outcome == "requeued":
-        return xml(twiml.goodbye("Sorry, we could not connect the caller. They stay in line.", speech(center)))
-    if outcome == "gone":
-        return xml(twiml.goodbye("Sorry, the caller hung up. Goodbye.", speech(center)))
+    return _bridge(center, reservation_sid, caller)
+
+
+def _bridge(center: ContactCenter, reservation_sid: str, caller) -> Response:
+    leg = flow.leg_of(reservation_sid)
+    if caller is None:
+        return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
+    if leg is None or leg.status != "bridged":
+        outcome = flow.bridge_caller(center, caller, reservation_sid)
+        if outcome == "requeued":
+            return xml(twiml.goodbye("Sorry, we could not connect the caller. They stay in line.", speech(center)))
+        if outcome == "gone":
+            return xml(twiml.goodbye("Sorry, the caller hung up. Goodbye.", speech(center)))
     return _join(center, caller.task_sid)
 
 
@@ -112,15 +131,21 @@ def _join(center: ContactCenter, task_sid: str) -> Response:
 def agent_status(center: ContactCenter):
     """The agent leg's status callback: a ring that ended unanswered passes the caller on."""
     reservation_sid = request.args.get("reservation", "")
+    if not flow.is_current_leg(reservation_sid, form("CallSid")):
+        return Response(status=204)  # a stray duplicate call: it decides nothing
     status = form("CallStatus")
-    if status in NOT_ANSWERED:
-        flow.decline(center, reservation_sid, f"agent's phone: {status}")
-    elif status == "completed":
-        reservation, task, _ = flow.reservation_state(reservation_sid)
+    reservation, task, _ = flow.reservation_state(reservation_sid)
+    if status in NOT_ANSWERED or status == "completed":
         if reservation is not None and reservation.reservation_status == "pending":
-            flow.decline(center, reservation_sid, "agent hung up before taking the call")
-        elif task is not None and task.assignment_status == "assigned" and reservation.reservation_status == "accepted":
-            flow.end_conversation(center, task.sid)  # the agent hung up: the conversation is over
+            why = f"agent's phone: {status}" if status != "completed" else "agent hung up before taking the call"
+            flow.decline(center, reservation_sid, why)
+        elif reservation is not None and reservation.reservation_status == "accepted" and task is not None \
+                and task.assignment_status == "assigned":
+            leg = flow.leg_of(reservation_sid)
+            if leg is not None and leg.status == "bridged":
+                flow.end_conversation(center, task.sid, agent_left=True)  # the agent hung up: the conversation is over
+            else:
+                flow.accepted_but_not_answered(center, reservation_sid)  # accepted on the console, never answered
     return Response(status=204)
 
 
@@ -128,7 +153,7 @@ def agent_status(center: ContactCenter):
 @voice_webhook
 def agent_after(center: ContactCenter):
     """The agent's conference ended: the task wraps up."""
-    flow.end_conversation(center, request.args.get("task", ""))
+    flow.end_conversation(center, request.args.get("task", ""), agent_left=True)
     return xml(twiml.goodbye("The call has ended.", speech(center)))
 
 

@@ -110,7 +110,7 @@ def queue_result(center: ContactCenter):
     if result == "hangup":
         flow.abandon(center, call_sid)
         return xml(twiml.empty())
-    if result in ("redirected", "bridged", "bridging-in-process"):
+    if result.startswith("redirected") or result in ("bridged", "bridging-in-process"):
         return xml(twiml.empty() if result != "bridged" else twiml.goodbye("Thank you for calling.", speech(center)))
     # leave (no task any more), queue-full, error, system-error: nobody will answer; take a message.
     flow.mark_missed(center, call_sid, f"caller left the queue: {result or 'unknown'}")

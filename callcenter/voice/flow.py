@@ -18,7 +18,7 @@ from callcenter.contact_center import ContactCenter
 from callcenter.database import get_router
 from callcenter.phones import is_phone_number
 from callcenter.routing.errors import RoutingError
-from callcenter.routing.models import Reservation, Task, Worker
+from callcenter.routing.models import Reservation, Task, Worker, Workspace
 from callcenter.routing.reservations import accept_reservation_in, active_reservation, reject_reservation_in
 from callcenter.routing.tasks import DEFAULT_TTL, cancel_task_in, complete_task_in, create_task_in, wrap_task_in
 from callcenter.routing.timers import register_timer
@@ -56,8 +56,8 @@ def task_of_call(call_sid: str) -> str | None:
         return session.scalar(select(Call.task_sid).where(Call.call_sid == call_sid))
 
 
-def start_task(center: ContactCenter, caller: CallerInfo, choices: dict) -> str:
-    """Create the call's task (once per CallSid) and route it; returns the task sid."""
+def start_task(center: ContactCenter, caller: CallerInfo, choices: dict) -> str | None:
+    """Create the call's task (once per CallSid) and route it; returns the task sid (None: the call is over)."""
     with get_router().transaction(center.workspace_sid) as tx:
         row = tx.session.get(Call, caller.call_sid)
         if row is None:
@@ -67,6 +67,8 @@ def start_task(center: ContactCenter, caller: CallerInfo, choices: dict) -> str:
             tx.session.add(row)
         if row.task_sid is not None:
             return row.task_sid  # Twilio retried the webhook: the caller already has a task
+        if row.date_ended is not None:
+            return None  # the caller hung up before their choice reached us
         attributes = {"type": "inbound_call", "call_sid": row.call_sid, "from": row.from_number,
                       "to": row.to_number, "direction": "inbound", **choices}
         task = create_task_in(tx, attributes=json.dumps(attributes), workflow_sid=center.workflow_sid,
@@ -112,6 +114,12 @@ def call_ended(center: ContactCenter, call_sid: str) -> None:
         call = session.get(Call, call_sid)
         task = session.get(Task, call.task_sid) if call is not None and call.task_sid else None
     if call is None:
+        # Hung up in the menu: remember it, so a menu choice still in flight creates no task.
+        with router.transaction(center.workspace_sid) as tx:
+            if tx.session.get(Call, call_sid) is None:
+                tx.session.add(Call(call_sid=call_sid, workspace_sid=center.workspace_sid, choices="{}",
+                                    outcome="abandoned", date_created=tx.now, date_ended=tx.now,
+                                    supervisors_notified=False))
         return
     if task is None or task.assignment_status in WAITING:
         abandon(center, call_sid)
@@ -230,8 +238,34 @@ def offer(center: ContactCenter, reservation_sid: str, task_sid: str, worker_sid
                  leg is not None)
 
 
+def claim_ring(center: ContactCenter, offer: Offer) -> bool:
+    """Claim the right to ring for this reservation: False when a ring is already placed or being placed.
+
+    The engine retries an assignment callback it gave up waiting for while we were still dialing;
+    the claim (a row keyed by the reservation) makes sure the agent is rung once.
+    """
+    with get_router().transaction(center.workspace_sid) as tx:
+        if tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == offer.reservation_sid)) is not None:
+            return False
+        # Until Twilio gives the call its sid, the row is keyed by the reservation's own sid.
+        tx.session.add(AgentLeg(call_sid=offer.reservation_sid, reservation_sid=offer.reservation_sid,
+                                task_sid=offer.task_sid, worker_sid=offer.worker_sid,
+                                workspace_sid=center.workspace_sid, status="dialing",
+                                date_created=tx.now, date_updated=tx.now))
+        return True
+
+
+def release_claim(center: ContactCenter, reservation_sid: str) -> None:
+    """Dialing failed before Twilio placed a call: a retry may ring again."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid,
+                                                       AgentLeg.status == "dialing"))
+        if leg is not None:
+            tx.session.delete(leg)
+
+
 def ring_agent(center: ContactCenter, offer: Offer) -> str:
-    """Ring the agent for a reservation; returns the agent leg's CallSid."""
+    """Ring the agent for a reservation (claimed with `claim_ring`); returns the agent leg's CallSid."""
     caller = offer.caller
     values = {"reservation": offer.reservation_sid}
     # A phone shows our number (Twilio only lets us present our own); a browser client can show the caller's.
@@ -241,15 +275,31 @@ def ring_agent(center: ContactCenter, offer: Offer) -> str:
                                 status_callback=public_url("voice.agent_status", **values),
                                 timeout=center.voice.ring_seconds)
     with get_router().transaction(center.workspace_sid) as tx:
-        if tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == offer.reservation_sid)) is None:
-            tx.session.add(AgentLeg(call_sid=call.sid, reservation_sid=offer.reservation_sid, task_sid=offer.task_sid,
-                                    worker_sid=offer.worker_sid, workspace_sid=center.workspace_sid, status="ringing",
-                                    date_created=tx.now, date_updated=tx.now))
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == offer.reservation_sid))
+        if leg is not None and leg.status == "dialing":
+            leg.call_sid, leg.status, leg.date_updated = call.sid, "ringing", tx.now
         reservation = tx.session.get(Reservation, offer.reservation_sid)
-        still_wanted = reservation is not None and reservation.reservation_status == "pending"
+        # Still wanted: pending, or accepted on the agent console before the phone rang.
+        still_wanted = reservation is not None and reservation.reservation_status in ("pending", "accepted")
     if not still_wanted:
         _hang_up([call.sid])  # the caller left or another agent took it while we dialed
     return call.sid
+
+
+def caller_of(task_sid: str) -> Call | None:
+    with get_router().read() as session:
+        return session.scalar(select(Call).where(Call.task_sid == task_sid))
+
+
+def leg_of(reservation_sid: str) -> AgentLeg | None:
+    with get_router().read() as session:
+        return session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+
+
+def is_current_leg(reservation_sid: str, call_sid: str) -> bool:
+    """True when `call_sid` is the call we placed for this reservation (not a stray duplicate)."""
+    leg = leg_of(reservation_sid)
+    return leg is None or leg.call_sid == call_sid or leg.status == "dialing"
 
 
 def reservation_state(reservation_sid: str) -> tuple[Reservation | None, Task | None, Worker | None]:
@@ -278,9 +328,6 @@ def accept(center: ContactCenter, reservation_sid: str) -> Call | None:
             call = tx.session.scalar(select(Call).where(Call.task_sid == reservation.task_sid))
             if call is not None:
                 call.outcome, call.worker_sid, call.date_answered = "answered", reservation.worker_sid, tx.now
-            leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
-            if leg is not None:
-                leg.status, leg.date_updated = "bridged", tx.now
             return call
     except RoutingError as err:
         log.info("reservation %s could not be accepted: %s", reservation_sid, err)
@@ -331,8 +378,9 @@ def caller_gone(center: ContactCenter, task_sid: str, worker_available: bool = T
             set_activity(tx, worker, tx.activity(center.activity_for("available")))
 
 
-def requeue(center: ContactCenter, task_sid: str) -> None:
-    """Twilio could not move the caller to the agent: give the caller a new task, still waiting in queue."""
+def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None = None) -> None:
+    """The caller never reached the agent: give them a new task, still waiting in queue. The agent goes to
+    `agent_activity_sid` (default: available) before the new task is routed, so it is not offered back to them."""
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
         call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
@@ -342,40 +390,51 @@ def requeue(center: ContactCenter, task_sid: str) -> None:
         complete_task_in(tx, task, "could not connect the caller; routed again")
         if reservation is not None:
             set_activity(tx, tx.session.get(Worker, reservation.worker_sid),
-                         tx.activity(center.activity_for("available")))
+                         tx.activity(agent_activity_sid or center.activity_for("available")))
         replacement = create_task_in(tx, attributes=task.attributes, workflow_sid=center.workflow_sid,
                                      priority=task.priority + 1, task_channel="voice",
                                      ttl=center.voice.max_wait_seconds or DEFAULT_TTL)
         call.task_sid, call.outcome, call.worker_sid, call.date_answered = replacement.sid, None, None, None
 
 
-def end_conversation(center: ContactCenter, task_sid: str) -> None:
-    """The bridged call is over: the task wraps up and the agent goes to wrap-up, then back to available."""
+def end_conversation(center: ContactCenter, task_sid: str, *, agent_left: bool = False) -> None:
+    """The bridged call is over: the task wraps up and the agent goes to wrap-up, then back to available.
+
+    An agent who chose another activity during the call (a break, offline by text) keeps it: the call
+    flow only moves agents out of the activity it put them in. Any agent leg still up is hung up (the
+    caller may have left before reaching the conference, leaving the agent alone in it).
+    """
+    still_up: list[str] = []
     with get_router().transaction(center.workspace_sid) as tx:
         call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
         if call is not None:
             call.date_ended = call.date_ended or tx.now
+            still_up = _end_legs(tx, task_sid, statuses=("ringing", "answered", "bridged"))
+            if agent_left:
+                still_up = []  # the agent's own hang-up told us: nothing left to hang up
         task = tx.session.get(Task, task_sid)
         if task is None or task.assignment_status != "assigned":
             return
         reservation = active_reservation(tx, task)
         worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
+        in_call_activity = worker is not None and worker.activity_sid == center.role_sids.get("busy", worker.activity_sid)
         wrap_up = center.role_sids.get("wrap_up")
         seconds = center.voice.wrap_up_seconds
         if seconds <= 0 or worker is None:
             complete_task_in(tx, task, "call ended")
-            if worker is not None:
+            if in_call_activity:
                 set_activity(tx, worker, tx.activity(center.activity_for("available")))
-            return
-        wrap_task_in(tx, task)
-        if wrap_up:
-            set_activity(tx, worker, tx.activity(wrap_up))
-        # A call's wrap-up ends by itself; other work (a task from the API) when the agent completes it.
-        if call is not None:
-            tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
-            # Without a wrap-up activity the agent wraps up in the one they talked in.
-            call.wrap_up_activity_sid = wrap_up or worker.activity_sid
-            call.after_wrap_up_activity_sid = center.activity_for("available")
+        else:
+            wrap_task_in(tx, task)
+            if wrap_up and in_call_activity:
+                set_activity(tx, worker, tx.activity(wrap_up))
+            # A call's wrap-up ends by itself; other work (a task from the API) when the agent completes it.
+            if call is not None:
+                tx.schedule(WRAP_UP_TIMER, task.sid, tx.now + timedelta(seconds=seconds))
+                # Without a wrap-up activity the agent wraps up in the one they talked in.
+                call.wrap_up_activity_sid = (wrap_up or worker.activity_sid) if in_call_activity else None
+                call.after_wrap_up_activity_sid = center.activity_for("available") if in_call_activity else None
+    _hang_up(still_up)
 
 
 def finish_wrap_up(tx, task_sid: str) -> None:
@@ -413,7 +472,7 @@ def finish_task_now(center: ContactCenter, task_sid: str) -> None:
             set_activity(tx, worker, tx.activity(center.activity_for("available")))
 
 
-def bridge_caller(center: ContactCenter, caller: Call) -> str:
+def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | None = None) -> str:
     """Move an accepted caller into the conference named after their task: "connected", or "requeued"
     (Twilio unreachable: the caller gets a new task) or "gone" (the caller hung up: the agent is freed)."""
     try:
@@ -426,7 +485,47 @@ def bridge_caller(center: ContactCenter, caller: Call) -> str:
         log.info("caller %s is gone (%s)", caller.call_sid, err)
         caller_gone(center, caller.task_sid)
         return "gone"
+    if reservation_sid:
+        with get_router().transaction(center.workspace_sid) as tx:
+            leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+            if leg is not None:
+                leg.status, leg.date_updated = "bridged", tx.now
     return "connected"
+
+
+def ring_after_console_accept(center: ContactCenter, reservation_sid: str, caller: Call) -> str:
+    """Accepted on the console before the engine's callback rang the agent (it no longer will): ring now."""
+    _, task, worker = reservation_state(reservation_sid)
+    attributes = json.loads(worker.attributes or "{}") if worker is not None else {}
+    contact_uri = attributes.get("contact_uri") if isinstance(attributes.get("contact_uri"), str) else None
+    pending_offer = Offer(reservation_sid, task.sid, worker.sid, caller, contact_uri, False)
+    if not contact_uri or not claim_ring(center, pending_offer):
+        return "Accepted: answer your phone to talk to the caller."
+    try:
+        ring_agent(center, pending_offer)
+    except TelephonyError as err:
+        release_claim(center, reservation_sid)
+        log.error("could not ring %s after a console accept (%s): routing the caller again", contact_uri, err)
+        requeue(center, task.sid)
+        return "Accepted, but your phone could not be rung; the caller goes to the next agent."
+    return "Accepted: your phone rings now; answer it to talk to the caller."
+
+
+def accepted_but_not_answered(center: ContactCenter, reservation_sid: str) -> None:
+    """Accepted on the console, but the agent's phone went unanswered: the caller, still in line, is routed
+    again, and the agent goes to the timeout activity with a text, as after any missed ring."""
+    reservation, task, worker = reservation_state(reservation_sid)
+    leg = leg_of(reservation_sid)
+    if reservation is None or task is None or task.assignment_status != "assigned" or (leg and leg.status == "bridged"):
+        return
+    with get_router().read() as session:
+        timeout_activity = session.get(Workspace, center.workspace_sid).timeout_activity_sid
+    requeue(center, task.sid, agent_activity_sid=timeout_activity or center.activity_for("offline"))
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is not None:
+            leg.status, leg.date_updated = "ended", tx.now
+    tell_agent_how_to_come_back(center, worker)
 
 
 def register_timers() -> None:
@@ -446,9 +545,9 @@ def stop_ringing(center: ContactCenter, reservation_sid: str) -> bool:
     return True
 
 
-def _end_legs(tx, task_sid: str) -> list[str]:
+def _end_legs(tx, task_sid: str, statuses: tuple[str, ...] = ("ringing", "answered")) -> list[str]:
     legs = tx.session.scalars(select(AgentLeg).where(AgentLeg.task_sid == task_sid,
-                                                     AgentLeg.status.in_(("ringing", "answered")))).all()
+                                                     AgentLeg.status.in_(statuses))).all()
     for leg in legs:
         leg.status, leg.date_updated = "ended", tx.now
     return [leg.call_sid for leg in legs]

@@ -91,11 +91,18 @@ def accept(reservation_sid: str):
     caller = flow.accept(center, reservation_sid)
     if caller is None:
         raise ReservationNotPending("The caller is no longer waiting for you")
-    outcome = flow.bridge_caller(center, caller)
-    messages = {"connected": "Accepted: the caller is being connected.",
-                "requeued": "Accepted, but the caller could not be connected; they stay in line.",
-                "gone": "The caller hung up before you took the call."}
-    return _done(messages[outcome])
+    # The caller stays in line until the agent's phone is answered: only then are they brought in, so a
+    # phone that never answers sends them to the next agent rather than into an empty conference.
+    leg = flow.leg_of(reservation_sid)
+    if leg is None:
+        return _done(flow.ring_after_console_accept(center, reservation_sid, caller))
+    if leg.status == "answered":
+        outcome = flow.bridge_caller(center, caller, reservation_sid)
+        messages = {"connected": "Accepted: the caller is being connected.",
+                    "requeued": "Accepted, but the caller could not be connected; they stay in line.",
+                    "gone": "The caller hung up before you took the call."}
+        return _done(messages[outcome])
+    return _done("Accepted: answer your phone to talk to the caller.")
 
 
 @bp.post("/agent/reservations/<reservation_sid>/reject")

@@ -34,7 +34,7 @@ def test_answered_call_bridges_exactly_this_caller_to_the_agent_then_wraps_up(sc
     [reservation] = scenario.reservations(caller)
     assert reservation.worker_sid == scenario.worker("Bob").sid and reservation.reservation_status == "pending"
     [ring] = scenario.ring_requests()
-    assert ring["To"] == "+15005550002" and ring["From"] == NUMBER and ring["Timeout"] == "15"
+    assert ring["To"] == "+15005550002" and ring["From"] == NUMBER and ring["Timeout"] == "12"
     assert ring["Url"] == f"{PUBLIC_BASE_URL}/voice/agent/answer?reservation={reservation.sid}"
     assert ring["StatusCallback"] == f"{PUBLIC_BASE_URL}/voice/agent/status?reservation={reservation.sid}"
 
@@ -372,3 +372,84 @@ def test_voicemail_reported_after_the_hang_up_still_reaches_supervisors_once(sce
     scenario.post("/voice/voicemail/recorded", **recording)  # and Twilio retries
     bodies = [text["Body"] for text in scenario.rest.texts()]
     assert len(bodies) == 2 and "No voicemail" in bodies[0] and "https://api.twilio.com/RE2" in bodies[1]
+
+
+def test_an_assignment_callback_retried_while_dialing_rings_the_agent_once(scenario):
+    from callcenter.voice import flow
+
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    [reservation] = scenario.reservations(caller)
+    offer = flow.Offer(reservation.sid, reservation.task_sid, reservation.worker_sid, scenario.call(caller),
+                       "+15005550001", False)
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        assert flow.claim_ring(scenario.center, offer)  # the first delivery is still waiting for Twilio
+    scenario.deliver()  # the engine's retry
+    assert scenario.ring_requests() == []
+    assert scenario.agent_leg(reservation.sid).status == "dialing"
+
+
+def test_a_status_callback_of_a_stray_call_decides_nothing(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid="CA" + "e" * 32, CallStatus="busy")
+    assert scenario.reservations(caller)[0].reservation_status == "pending"
+    assert scenario.activity_of("Alice") == "Available"
+
+
+def test_accepted_on_the_console_but_the_phone_never_answered_sends_the_caller_to_the_next_agent(scenario):
+    from callcenter.voice import flow
+
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    first_task = scenario.call(caller).task_sid
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        assert flow.accept(scenario.center, reservation.sid) is not None
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="no-answer")
+    call = scenario.call(caller)
+    assert call.task_sid != first_task and scenario.task(caller).assignment_status in ("pending", "reserved")
+    assert call.outcome is None  # still in line, not a conference alone
+    assert scenario.activity_of("Alice") == "Offline"
+    assert not scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{caller}")
+
+
+def test_a_choice_arriving_after_the_caller_hung_up_creates_no_task(scenario):
+    call_sid = "CA" + "6" * 32
+    params = {"CallSid": call_sid, "From": CALLER, "To": NUMBER}
+    scenario.post("/voice/incoming", **params)
+    scenario.post("/voice/status", CallSid=call_sid, CallStatus="completed")
+    scenario.post("/voice/menu", Digits="1", **params)
+    assert scenario.call(call_sid).task_sid is None and scenario.call(call_sid).outcome == "abandoned"
+
+
+def test_an_agent_who_went_offline_during_the_call_stays_offline_after_it(scenario):
+    from callcenter.routing import workers
+
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    answer(scenario, reservation.sid)
+    workers.update_worker(scenario.router, scenario.center.workspace_sid, scenario.worker("Alice").sid,
+                          activity_sid=scenario.center.activity_sids["Offline"])  # texted OFF while talking
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    scenario.advance(30)
+    assert scenario.task(caller).assignment_status == "completed"
+    assert scenario.activity_of("Alice") == "Offline"
+
+
+def test_the_agent_is_not_left_alone_in_the_conference_when_the_caller_leaves_on_the_way(scenario):
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    answer(scenario, reservation.sid)  # the caller was moved, but hangs up before joining
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}")[0] == {"Status": "canceled"}
+    assert scenario.task(caller).assignment_status == "wrapping"

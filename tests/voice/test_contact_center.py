@@ -93,10 +93,10 @@ def _worker(router, center, name):
     (('queue = "Support"\n\n[voice]', 'queue = "Support"\ntimeout = 60\n\n[voice]'),
      r"workflow\.default_filter\.timeout: .*max_wait_seconds"),
     (("default_option = \"2\"", "default_option = \"7\""), r"menu\.default_option: '7' is not the digit"),
-    (("ring_seconds = 15", "ring_secs = 15"), r"voice\.ring_secs: unknown setting"),
+    (("ring_seconds = 12", "ring_secs = 12"), r"voice\.ring_secs: unknown setting"),
     (('role = "busy"', 'role = "lunch"'), r"activities\[3\]\.role: 'lunch' is not one of"),
     (("task_reservation_timeout = 30", "task_reservation_timeout = 20"),
-     r"workflow\.task_reservation_timeout: 20 s is shorter than the ring \(15 s\).*at least 25"),
+     r"workflow\.task_reservation_timeout: 20 s is shorter than the ring \(12 s\).*at least 30"),
 ])
 def test_a_wrong_file_is_refused_with_where_and_what(tmp_path, edit, message):
     path = tmp_path / "cc.toml"

@@ -64,6 +64,11 @@ def test_accept_bridges_the_caller_then_wrap_up_and_complete_make_the_agent_avai
 
     assert accepted.status_code == 200, accepted.get_data(as_text=True)
     assert accepted.get_json()["task"]["status"] == "assigned" and accepted.get_json()["reservation"] is None
+    # The caller stays in line until the agent's phone is answered, then exactly they are brought in.
+    assert not scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{caller}")
+    leg = scenario.agent_leg(reservation)
+    joined = scenario.post(f"/voice/agent/answer?reservation={reservation}", CallSid=leg.call_sid)
+    assert "<Conference" in joined.get_data(as_text=True)
     [dequeue] = scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{caller}")
     assert dequeue["Url"] == f"{PUBLIC_BASE_URL}/voice/caller/connect"
     assert scenario.call(caller).outcome == "answered"
