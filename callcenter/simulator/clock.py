@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger("callcenter.simulator")
 
 
 class VirtualClock:
@@ -120,7 +123,10 @@ class Scheduler:
         """Fire events as the wall clock reaches them until `stop()`."""
         self._stopping.clear()
         while not self._stopping.is_set():
-            self.run_due()
+            try:
+                self.run_due()
+            except Exception:  # one bad event must not stop every simulated call
+                log.exception("simulator event failed")
             due = self.next_due()
             wait = poll if due is None else max(0.0, min(poll, (due - self.clock.now()).total_seconds()))
             self._wake.wait(wait)

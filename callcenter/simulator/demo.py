@@ -17,6 +17,8 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from callcenter.routing.db import DEFAULT_DATABASE_URL
+
 DEMO_ACCOUNT_SID = "AC" + "de" * 16
 DEMO_NUMBER = "+15550100000"
 DEMO_CONTACT_CENTER = str(Path(__file__).resolve().parents[2] / "demo" / "contact-center.toml")
@@ -26,10 +28,25 @@ TALK_SECONDS = 60.0
 
 
 def wanted(config: dict) -> bool:
-    """Demo mode when no Twilio credentials are configured (DEMO=false turns it off)."""
-    if os.environ.get("DEMO", "").strip().lower() in ("0", "false", "no", "off"):
+    """Demo mode when no Twilio credentials are configured (DEMO=false turns it off).
+
+    On its own, only where it cannot surprise anyone: the default SQLite file and a loopback address. A
+    production database with a typo in its credentials, or a public interface, needs DEMO=true: demo mode
+    creates a supervisor sign-in and lets anyone who reaches /demo place calls.
+    """
+    choice = os.environ.get("DEMO", "").strip().lower()
+    if choice in ("0", "false", "no", "off"):
         return False
-    return not (config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"))
+    if config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"):
+        return False
+    if choice in ("1", "true", "yes", "on"):
+        return True
+    local = os.environ.get("HOST", "127.0.0.1") in ("127.0.0.1", "localhost", "::1")
+    if config.get("DATABASE_URL") != DEFAULT_DATABASE_URL or not local:
+        print("No Twilio credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or DEMO=true for demo mode "
+              "on this database/address.", flush=True)
+        return False
+    return True
 
 
 def settings(host: str, port: int) -> dict:

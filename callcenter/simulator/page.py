@@ -9,6 +9,7 @@ activities from the engine. The page polls it every second.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
@@ -47,6 +48,11 @@ def page():
 
 @bp.post("/calls")
 def place_call():
+    # A page on another site must not place calls through the browser of someone running the demo.
+    origin = request.headers.get("Origin")
+    if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
+        return jsonify(code=20403, message="Test calls can only be placed from this site", more_info="",
+                       status=403), 403
     values = request.get_json(silent=True) or request.form
     digit = str(values.get("digit", "")).strip()
     if digit and (len(digit) != 1 or digit not in "0123456789*#"):
@@ -55,7 +61,10 @@ def place_call():
     try:
         patience = float(patience) if patience not in (None, "") else None
     except ValueError:
-        return jsonify(code=20001, message="patience must be a number of seconds", more_info="", status=400), 400
+        patience = -1.0
+    if patience is not None and not (math.isfinite(patience) and 0 <= patience <= 3600):
+        return jsonify(code=20001, message="patience must be a number of seconds from 0 to 3600", more_info="",
+                       status=400), 400
     caller = Caller(f"+1415555{next(_numbers) % 10000:04d}", digits=digit or None, patience=patience, voicemail=True)
     call = _sim().place_call(caller)
     return jsonify(call_sid=call.sid, status=call.status), 201

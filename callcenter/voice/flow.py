@@ -456,6 +456,7 @@ def finish_wrap_up(tx, task_sid: str) -> None:
 def finish_task_now(center: ContactCenter, task_sid: str) -> None:
     """The agent is done (agent console): complete the task, ending wrap-up early; an agent still in
     wrap-up, or still in the on-a-call activity, becomes available. Another activity they chose is kept."""
+    live_calls: list[str] = []
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
         if task is None or task.assignment_status not in ("assigned", "wrapping"):
@@ -465,11 +466,15 @@ def finish_task_now(center: ContactCenter, task_sid: str) -> None:
             call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
             if call is not None:
                 call.date_ended = call.date_ended or tx.now
+                # Completing a call still in progress ends it: the agent must not be offered the next
+                # caller while still talking to this one.
+                live_calls = [call.call_sid, *_end_legs(tx, task_sid, statuses=("ringing", "answered", "bridged"))]
         complete_task_in(tx, task, "completed by the agent")
         worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
         system_set = {center.role_sids.get("wrap_up"), center.role_sids.get("busy")} - {None}
         if worker is not None and worker.activity_sid in system_set:
             set_activity(tx, worker, tx.activity(center.activity_for("available")))
+    _hang_up(live_calls)
 
 
 def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, g, jsonify, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
+from callcenter.contact_center import NotLoaded, SpecError
 from callcenter.routing.errors import RoutingError
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static")
@@ -50,6 +51,11 @@ def guard(blueprint: Blueprint) -> None:
     @blueprint.errorhandler(CSRFError)
     def csrf_refused(err: CSRFError):
         return _error(400, f"CSRF check failed: {err.description} Reload the page and try again.")
+
+    @blueprint.errorhandler(NotLoaded)
+    @blueprint.errorhandler(SpecError)
+    def no_contact_center(err: Exception):
+        return _error(503, f"The contact center is not loaded: {err}")
 
     @blueprint.errorhandler(RoutingError)
     def routing_refused(err: RoutingError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -75,6 +76,14 @@ def wants_json() -> bool:
     return best in ("application/json", "text/event-stream")
 
 
+def is_local_path(target: str) -> bool:
+    """A path of this site: no scheme or host, and no control characters or spaces (browsers and werkzeug drop
+    some of them, so `/\t/evil.example` would become `//evil.example`)."""
+    parts = urlsplit(target)
+    return (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 0x21 or ord(c) == 0x7F for c in target) and not parts.scheme and not parts.netloc)
+
+
 def home_for(user: WebUser) -> str:
     return url_for("web.dashboard") if user.is_supervisor else url_for("web.agent")
 
@@ -98,7 +107,7 @@ def login():
             session["password_tag"] = _password_tag(user)
             target = request.args.get("next", "")
             # Only a path of this site: never an absolute or scheme-relative URL (open redirect).
-            if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            if not is_local_path(target):
                 target = home_for(user)
             return redirect(target)
     status = 401 if error else 200

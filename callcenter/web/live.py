@@ -206,9 +206,11 @@ def stream():
     heartbeat = float(current_app.config.get("LIVE_HEARTBEAT_SECONDS", 15))
     # A stream ends after a while and the browser reconnects (and re-fetches): no server worker is held forever.
     lifetime = float(current_app.config.get("LIVE_STREAM_SECONDS", 300))
-    subscription = hub_of(current_app).subscribe()
+    hub = hub_of(current_app)
 
     def events():
+        # Subscribed when the body starts: a HEAD, or a client gone before the first byte, holds nothing.
+        subscription = hub.subscribe()
         try:
             yield "retry: 2000\n: connected\n\n"
             ends = time.monotonic() + lifetime

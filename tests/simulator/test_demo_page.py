@@ -89,3 +89,15 @@ def test_a_caller_who_hangs_up_in_line_shows_as_abandoned(demo):
     [call] = client.get("/demo/state.json").get_json()["calls"]
     assert call["outcome"] == "abandoned"
     assert any(line["text"] == "hangs up (patience)" for line in call["log"])
+
+
+def test_another_site_cannot_place_test_calls_through_a_visitors_browser(demo):
+    demo_client = demo[0].test_client()
+    refused = demo_client.post("/demo/calls", data={"digit": "1"}, headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+
+
+def test_patience_must_be_a_sane_number_of_seconds(demo):
+    demo_client = demo[0].test_client()
+    for bad in ("nan", "inf", "1e300", "-5"):
+        assert demo_client.post("/demo/calls", data={"digit": "1", "patience": bad}).status_code == 400

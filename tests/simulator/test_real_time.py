@@ -35,11 +35,28 @@ def test_calls_run_on_the_wall_clock_from_a_runner_thread(phone_app):
 
 
 def test_demo_mode_only_without_twilio_credentials(monkeypatch):
+    from callcenter.routing.db import DEFAULT_DATABASE_URL
+
     monkeypatch.delenv("DEMO", raising=False)
-    assert wanted({}) and wanted({"TWILIO_ACCOUNT_SID": "AC1"})
-    assert not wanted({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "secret"})
+    monkeypatch.delenv("HOST", raising=False)
+    default = {"DATABASE_URL": DEFAULT_DATABASE_URL}
+    assert wanted(default) and wanted({**default, "TWILIO_ACCOUNT_SID": "AC1"})
+    assert not wanted({**default, "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "secret"})
     monkeypatch.setenv("DEMO", "false")
-    assert not wanted({})
+    assert not wanted(default)
+
+
+def test_demo_mode_needs_to_be_asked_for_on_another_database_or_a_public_address(monkeypatch):
+    from callcenter.routing.db import DEFAULT_DATABASE_URL
+
+    monkeypatch.delenv("DEMO", raising=False)
+    monkeypatch.delenv("HOST", raising=False)
+    production = {"DATABASE_URL": "postgresql+psycopg://cc@db/callcenter"}
+    assert not wanted(production)  # a typo in the credentials must not turn production into a demo
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    assert not wanted({"DATABASE_URL": DEFAULT_DATABASE_URL})
+    monkeypatch.setenv("DEMO", "true")
+    assert wanted(production)
 
 
 def test_demo_settings_make_the_simulator_the_apps_twilio(monkeypatch):

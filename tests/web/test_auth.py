@@ -47,6 +47,12 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(browser
     outside = other.client.post("/login?next=//evil.example.com/x", data={
         "username": "sam", "password": PASSWORD, "csrf_token": other.page_token("/login")})
     assert outside.headers["Location"] == "/dashboard"
+    # Control characters that browsers and werkzeug drop would turn these into //evil.example.com/x.
+    for sneaky in ("/%09/evil.example.com/x", "/%0a/evil.example.com/x", "/%0d/x", "/%20/evil.example.com"):
+        attempt = Browser(browser.app)
+        reply = attempt.client.post(f"/login?next={sneaky}", data={
+            "username": "sam", "password": PASSWORD, "csrf_token": attempt.page_token("/login")})
+        assert reply.status_code == 302 and reply.headers["Location"] == "/dashboard", sneaky
 
 
 def test_posts_without_a_valid_csrf_token_are_refused_and_change_nothing(scenario, alice):

@@ -183,3 +183,11 @@ def test_editing_forms_need_a_supervisor(scenario, alice):
     assert alice.post(f"/dashboard/queues/{support}/edit", {"target_workers": "1 == 1"}).status_code == 403
     with scenario.router.read() as session:
         assert session.get(TaskQueue, support).target_workers == "products HAS 'support'"
+
+
+def test_pages_say_when_the_contact_center_is_not_loaded(app, supervisor):
+    app.config["CONTACT_CENTER_FILE"] = "/nonexistent/contact-center.toml"
+    app.extensions.pop("contact_center", None)
+    app.extensions.pop("contact_center_spec", None)
+    reply = supervisor.get("/dashboard", headers={"Accept": "text/html"})
+    assert reply.status_code == 503 and b"not loaded" in reply.data

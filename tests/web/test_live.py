@@ -162,3 +162,11 @@ def test_a_change_of_another_router_on_postgresql_reaches_a_listener(postgres_ur
         subscription.close()
         hub.stop()
         get_router(other).dispose()
+
+
+def test_a_head_request_on_the_stream_leaves_no_subscription_behind(app, supervisor):
+    from callcenter.web.live import hub_of
+
+    for _ in range(3):
+        assert supervisor.client.head("/live").status_code == 200
+    assert len(hub_of(app)._subscriptions) == 0
