@@ -33,6 +33,12 @@ WAITING = ("pending", "reserved")
 WRAP_UP_TIMER = "voice_wrap_up"
 
 
+def calls_changed(center: ContactCenter, call_sid: str) -> None:
+    """Tell whoever listens (the dashboards' live updates) that a call's row changed without an engine event."""
+    for listener in current_app.extensions.get("call_change_listeners", []):
+        listener(center.workspace_sid, call_sid)
+
+
 def public_url(endpoint: str, **values: str) -> str:
     """An absolute URL Twilio can reach: PUBLIC_BASE_URL when set (ngrok), else the request's own host."""
     base = current_app.config.get("PUBLIC_BASE_URL")
@@ -140,12 +146,16 @@ def send_to_voicemail(center: ContactCenter, task_sid: str) -> None:
         if call is None or call.outcome is not None:
             return  # not a call, or already ended (hung up, answered, already sent)
         call.outcome = "missed"
+    calls_changed(center, call.call_sid)
     try:
         move_caller(call, public_url("voice.voicemail"))
+    except TelephonyUnavailable as err:
+        # Still a missed call: the hold loop finds the task gone and sends the caller to voicemail itself.
+        log.warning("could not move caller %s to voicemail (%s); the hold loop will", call.call_sid, err)
     except TelephonyError as err:
-        log.info("caller %s left before voicemail (%s)", call.call_sid, err)
-        with get_router().transaction(center.workspace_sid) as tx:
-            tx.session.get(Call, call.call_sid).outcome = "abandoned"
+        # Gone from the queue: hung up just now (still a missed call: supervisors hear of it), or already
+        # on their way to voicemail through the hold loop.
+        log.info("caller %s is no longer in the queue (%s)", call.call_sid, err)
 
 
 def mark_missed(center: ContactCenter, call_sid: str, reason: str) -> None:
@@ -163,16 +173,16 @@ def mark_missed(center: ContactCenter, call_sid: str, reason: str) -> None:
 
 
 def move_caller(call: Call, url: str) -> None:
-    """Take this caller (not the head of a shared queue) to the TwiML at `url`."""
+    """Take this caller (not the head of a shared queue) to the TwiML at `url`.
+
+    A caller known to wait in a queue is dequeued by CallSid; if Twilio no longer has them there, they
+    hung up or already left the queue (the hold loop sends a caller without a task to voicemail), and
+    redirecting the call would only interrupt what they hear now: that is reported as an error.
+    """
     telephony = get_telephony()
     if call.queue_sid:
-        try:
-            telephony.dequeue(call.queue_sid, call.call_sid, url)
-            return
-        except TelephonyUnavailable:
-            raise
-        except TelephonyError as err:
-            log.info("dequeue of %s failed (%s); redirecting the call instead", call.call_sid, err)
+        telephony.dequeue(call.queue_sid, call.call_sid, url)
+        return
     telephony.redirect(call.call_sid, url)
 
 
@@ -186,14 +196,18 @@ def save_recording(center: ContactCenter, call_sid: str, url: str | None, sid: s
         call.outcome = call.outcome or "missed"
         call.recording_url, call.recording_sid = url, sid
         call.recording_duration = int(duration) if duration and duration.isdigit() else None
-        return bool(url)
+        kept = bool(url)
+    calls_changed(center, call_sid)
+    return kept
 
 
 def save_transcription(center: ContactCenter, call_sid: str, text: str | None) -> None:
     with get_router().transaction(center.workspace_sid) as tx:
         call = tx.session.get(Call, call_sid)
-        if call is not None:
-            call.transcription = text
+        if call is None:
+            return
+        call.transcription = text
+    calls_changed(center, call_sid)
 
 
 def notify_supervisors(center: ContactCenter, call_sid: str, *, voicemail: bool = False) -> None:

@@ -48,6 +48,13 @@ def guard(blueprint: Blueprint) -> None:
     """CSRF on every state change, the signed-in user, and errors as pages or Twilio-style JSON."""
     blueprint.before_request(_protect)
 
+    @blueprint.after_request
+    def no_framing(response):
+        # Another site must not frame these pages and have a supervisor click their buttons.
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
+
     @blueprint.errorhandler(CSRFError)
     def csrf_refused(err: CSRFError):
         return _error(400, f"CSRF check failed: {err.description} Reload the page and try again.")
@@ -104,9 +111,13 @@ def register(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's life: consoles stay open all day
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Over https (the public URL says so), the session cookie never travels in clear.
+    app.config.setdefault("SESSION_COOKIE_SECURE", str(app.config.get("PUBLIC_BASE_URL") or "").startswith("https://"))
     app.config.setdefault("SERVICE_LEVEL_SECONDS", 20)
     csrf.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(bp)
     live.init_app(app)
+    # Call-only changes (voicemail, missed) reach the dashboards like the engine's events do.
+    app.extensions.setdefault("call_change_listeners", []).append(live.hub_of(app).publish_call_change)
     app.cli.add_command(auth.users_cli)

@@ -111,6 +111,16 @@ class Hub:
             connection.execute(select(func.pg_notify(CHANNEL, payload)))
             connection.commit()
 
+    def publish_call_change(self, workspace_sid: str, call_sid: str) -> None:
+        """A call's row changed without an engine event (sent to voicemail, a voicemail or transcription
+        arrived): supervisors' dashboards re-fetch, in every process."""
+        events = [{"event_type": "call.updated", "workspace_sid": workspace_sid, "task_sid": None,
+                   "worker_sid": None, "reservation_sid": None, "task_queue_sid": None}]
+        try:
+            (self._publish_to_postgres if self.postgres else self._publish_here)(events)
+        except Exception:  # a live update must never break the call flow
+            log.exception("live updates: could not publish a change of call %s", call_sid)
+
     def _start_listener(self) -> None:
         with self._lock:
             if self._listener is None:
@@ -122,6 +132,9 @@ class Hub:
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+
+
+PROBE_QUIET_SECONDS = 30
 
 
 class PostgresListener:
@@ -144,16 +157,16 @@ class PostgresListener:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        backoff = 0.5
+        self._backoff = 0.5
         while not self._stop.is_set():
             try:
                 self._listen()
-                backoff = 0.5
+                self._backoff = 0.5
             except Exception as err:  # the database went away: pages keep their last state and we retry
                 self.listening.clear()
-                log.warning("live updates: lost the LISTEN connection (%s); retrying in %.1f s", err, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                log.warning("live updates: lost the LISTEN connection (%s); retrying in %.1f s", err, self._backoff)
+                self._stop.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 30.0)
 
     def _listen(self) -> None:
         engine = create_engine(self.database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
@@ -162,14 +175,21 @@ class PostgresListener:
                 raw = connection.connection.driver_connection  # psycopg 3: notifies() lives there
                 raw.execute(f"LISTEN {CHANNEL}")
                 self.listening.set()
+                self._backoff = 0.5  # connected again: the next outage starts over with a short wait
                 # Pages missed whatever happened while we were not listening: tell them to re-fetch.
                 self.deliver({"ws": None, "events": [], "reconnected": True})
+                quiet_since = time.monotonic()
                 while not self._stop.is_set():
                     for notify in raw.notifies(timeout=self.poll_seconds, stop_after=50):
+                        quiet_since = time.monotonic()
                         try:
                             self.deliver(json.loads(notify.payload))
                         except ValueError:
                             log.warning("live updates: a notice that is not JSON: %.80s", notify.payload)
+                    if time.monotonic() - quiet_since > PROBE_QUIET_SECONDS:
+                        # A half-open connection (a failover without a reset) never errors by itself: ask.
+                        raw.execute("SELECT 1")
+                        quiet_since = time.monotonic()
         finally:
             engine.dispose()
 

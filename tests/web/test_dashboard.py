@@ -191,3 +191,26 @@ def test_pages_say_when_the_contact_center_is_not_loaded(app, supervisor):
     app.extensions.pop("contact_center_spec", None)
     reply = supervisor.get("/dashboard", headers={"Accept": "text/html"})
     assert reply.status_code == 503 and b"not loaded" in reply.data
+
+
+def test_a_voicemail_reaches_open_dashboards_without_an_engine_event(app, scenario):
+    from callcenter.web.live import hub_of
+
+    subscription = hub_of(app).subscribe()
+    try:
+        caller = scenario.dial(digits="2")
+        scenario.advance(120)  # no agent: voicemail
+        while subscription.get(timeout=0) is not None:
+            pass  # the engine's own notices
+        scenario.post("/voice/voicemail/recorded", CallSid=caller, RecordingUrl="https://api.twilio.com/RE9",
+                      RecordingSid="RE" + "9" * 32, RecordingDuration="4")
+        notice = subscription.get(timeout=5)
+        assert notice is not None and notice["events"][0][0] == "call.updated"
+    finally:
+        subscription.close()
+
+
+def test_pages_cannot_be_framed_by_another_site(supervisor):
+    reply = supervisor.get("/dashboard")
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"]

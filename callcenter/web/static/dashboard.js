@@ -42,6 +42,24 @@
     // The chart is drawn by the server (numbers only): it replaces the old one whole.
     document.getElementById("chart").innerHTML = state.chart_svg;
 
+    const missed = document.getElementById("missed-calls");
+    if (!state.missed_calls.length) {
+      missed.replaceChildren(CC.el("li", { className: "muted", text: "No missed calls today." }));
+    } else {
+      missed.replaceChildren(...state.missed_calls.map(function (call) {
+        const link = /^https?:\/\//.test(call.recording_url || "")
+          ? CC.el("a", { href: call.recording_url, rel: "noopener noreferrer", target: "_blank",
+              text: "Voicemail" + (call.recording_duration ? " (" + call.recording_duration + " s)" : "") })
+          : CC.el("span", { className: "muted", text: "no voicemail" });
+        return CC.el("li", {}, [
+          CC.el("span", { className: "caller", text: call.from || "unknown" }),
+          CC.el("span", { className: "muted", text: " " + call.date + (call.queue ? " · " + call.queue : "") + " " }),
+          link,
+          call.transcription ? CC.el("blockquote", { text: call.transcription }) : null,
+        ]);
+      }));
+    }
+
     const list = document.getElementById("agent-rows");
     const focused = list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
     if (focused) return;  // a supervisor is choosing an activity: do not pull the form from under them
@@ -65,23 +83,6 @@
       return CC.el("li", { "data-sid": agent.sid }, [line, form]);
     }));
 
-    const missed = document.getElementById("missed-calls");
-    if (!state.missed_calls.length) {
-      missed.replaceChildren(CC.el("li", { className: "muted", text: "No missed calls today." }));
-    } else {
-      missed.replaceChildren(...state.missed_calls.map(function (call) {
-        const link = /^https?:\/\//.test(call.recording_url || "")
-          ? CC.el("a", { href: call.recording_url, rel: "noopener noreferrer", target: "_blank",
-              text: "Voicemail" + (call.recording_duration ? " (" + call.recording_duration + " s)" : "") })
-          : CC.el("span", { className: "muted", text: "no voicemail" });
-        return CC.el("li", {}, [
-          CC.el("span", { className: "caller", text: call.from || "unknown" }),
-          CC.el("span", { className: "muted", text: " " + call.date + (call.queue ? " · " + call.queue : "") + " " }),
-          link,
-          call.transcription ? CC.el("blockquote", { text: call.transcription }) : null,
-        ]);
-      }));
-    }
   }
 
   CC.interceptForms(root, render);

@@ -37,6 +37,9 @@
       buttons.forEach(function (b) { b.disabled = true; });
       try {
         const state = await post(form);
+        // Done with this form: let the page redraw it (a focused form is left alone while re-rendering).
+        if (document.activeElement && form.contains(document.activeElement)) document.activeElement.blur();
+        buttons.forEach(function (b) { b.disabled = false; });
         if (state) { render(state); showMessage(state.message, false); }
       } catch (err) {
         showMessage(err.message, true);
@@ -65,11 +68,24 @@
         running = false;
       }
     }
-    const source = new EventSource(liveUrl);
-    source.addEventListener("open", function () { if (status) status.textContent = "Live"; refresh(); });
-    source.addEventListener("change", refresh);
-    source.addEventListener("error", function () { if (status) status.textContent = "Reconnecting…"; });
-    window.addEventListener("beforeunload", function () { source.close(); });
+    // EventSource retries by itself after a dropped connection, but gives up for good after an HTTP
+    // error (a 401 once signed out, a 502 during a deploy): then we open a new one, waiting longer each time.
+    let source = null, delay = 1000;
+    function connect() {
+      source = new EventSource(liveUrl);
+      source.addEventListener("open", function () { delay = 1000; if (status) status.textContent = "Live"; refresh(); });
+      source.addEventListener("change", refresh);
+      source.addEventListener("error", function () {
+        if (status) status.textContent = "Reconnecting…";
+        if (source.readyState === EventSource.CLOSED) {
+          refresh();  // signed out: this reloads to the sign-in page
+          setTimeout(connect, delay);
+          delay = Math.min(delay * 2, 60000);
+        }
+      });
+    }
+    connect();
+    window.addEventListener("beforeunload", function () { if (source) source.close(); });
     return refresh;
   }
 
