@@ -6,6 +6,8 @@ Sessions are Flask's signed cookies (SECRET_KEY); passwords are stored as werkze
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +50,39 @@ def load_user() -> None:
 
 def _password_tag(user: WebUser) -> str:
     return user.password_hash[-12:]
+
+
+class FailedSignIns:
+    """Failed sign-ins per username and per address in a sliding window (per process; several processes each
+    allow their share, which still bounds guessing to a handful per minute)."""
+
+    def __init__(self, limit: int = 10, window_seconds: float = 300.0) -> None:
+        self.limit, self.window = limit, window_seconds
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def allowed(self, username: str, address: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return all(len(self._recent(key, now)) < self.limit for key in (f"u:{username}", f"a:{address}"))
+
+    def failed(self, username: str, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in (f"u:{username}", f"a:{address}"):
+                self._failures.setdefault(key, []).append(now)
+
+
+def _failed_sign_ins() -> FailedSignIns:
+    return current_app.extensions.setdefault("failed_sign_ins", FailedSignIns())
 
 
 def login_required(role: str | None = None) -> Callable:
@@ -94,6 +129,10 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
+        attempts = _failed_sign_ins()
+        if not attempts.allowed(username, request.remote_addr or ""):
+            # Each try costs a full scrypt: guessing, or a flood of sign-ins starving the webhooks, stops here.
+            return render_template("login.html", error="Too many failed sign-ins: wait a few minutes."), 429
         with get_router().read() as db:
             user = db.scalar(select(WebUser).where(WebUser.username == username))
         if user is None:
@@ -101,6 +140,8 @@ def login():
             error = "Wrong username or password."
         elif not check_password_hash(user.password_hash, password):
             error = "Wrong username or password."
+        if error:
+            attempts.failed(username, request.remote_addr or "")
         else:
             session.clear()  # a new session on sign-in: nothing from before survives (session fixation)
             session["user_id"] = user.id

@@ -154,3 +154,12 @@ def test_cli_sets_a_password(app):
 def test_short_passwords_are_refused(app):
     with app.app_context(), pytest.raises(UserError, match="at least 8 characters"):
         create_user("eve", "short", "supervisor", None)
+
+
+def test_repeated_failed_sign_ins_are_slowed_down_for_that_user(browser):
+    token = browser.page_token("/login")
+    for _ in range(10):
+        wrong = browser.client.post("/login", data={"username": "sam", "password": "guess", "csrf_token": token})
+        assert wrong.status_code == 401
+    blocked = browser.client.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
+    assert blocked.status_code == 429 and b"Too many failed sign-ins" in blocked.data
