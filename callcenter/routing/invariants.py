@@ -72,6 +72,11 @@ def _check_workspace(router: Router, workspace_sid: str) -> list[str]:
         if holding[key] > ch.capacity:
             problems.append(f"worker {ch.worker_sid} holds {holding[key]} reservations on channel "
                             f"{ch.task_channel_sid} with capacity {ch.capacity}")
+        # Matching reads the copy: a copy stuck at False would hide an available worker from every task.
+        owner = workers.get(ch.worker_sid)
+        if owner is not None and ch.worker_available != owner.available:
+            problems.append(f"worker {ch.worker_sid} channel {ch.task_channel_sid}: worker_available is "
+                            f"{ch.worker_available}, the worker's available is {owner.available}")
     for sid, worker in workers.items():
         if per_worker[sid] != worker.active_reservations:
             problems.append(f"worker {sid}: counter says {worker.active_reservations} active reservations, "

@@ -27,7 +27,9 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
     with router.read() as session:
         due = session.execute(
             select(Timer.id, Timer.workspace_sid, Timer.kind, Timer.subject_sid, Timer.due_at)
-            .where(Timer.due_at <= now).order_by(Timer.due_at, Timer.id).limit(limit)
+            # Only kinds this process can fire: an application's timers wait for it to register their handler
+            # (rather than failing, and filling every sweep's batch, until it does).
+            .where(Timer.due_at <= now, Timer.kind.in_(list(HANDLERS))).order_by(Timer.due_at, Timer.id).limit(limit)
         ).all()
     fired = 0
     for timer_id, workspace_sid, kind, subject_sid, due_at in due:
@@ -43,7 +45,10 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
                 HANDLERS[kind](tx, subject_sid)
                 fired += 1
             for observe in FIRED_OBSERVERS:
-                observe(kind, (tx.now - due_at).total_seconds())
+                try:
+                    observe(kind, (tx.now - due_at).total_seconds())
+                except Exception:  # metrics must never make a fired timer look failed
+                    log.exception("timer observer failed")
         except Exception:
             # A timer that cannot fire must not block the others; it is logged with its subject.
             field = {"WR": "reservation_sid", "WT": "task_sid", "CA": "call_sid"}.get(subject_sid[:2], "subject_sid")

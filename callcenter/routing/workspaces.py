@@ -228,9 +228,11 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
         )
         tx.session.add(channel)
         tx.session.flush()
-        for worker_sid in tx.session.scalars(select(Worker.sid).where(Worker.workspace_sid == workspace_sid)):
+        for worker_sid, worker_available in tx.session.execute(
+                select(Worker.sid, Worker.available).where(Worker.workspace_sid == workspace_sid)):
             tx.session.add(WorkerChannel(sid=new_sid("WC"), workspace_sid=workspace_sid, worker_sid=worker_sid,
                                          task_channel_sid=channel.sid, capacity=1, available=True,
+                                         worker_available=worker_available,
                                          idle_since=tx.now, date_created=tx.now, date_updated=tx.now))
         tx.session.flush()
         emit(tx, "task-channel.created", resource=channel, channel=channel,

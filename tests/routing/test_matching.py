@@ -459,3 +459,27 @@ def test_worker_freed_by_completing_a_task_picks_up_the_waiting_one(center):
     waiting = center.task()
     serve(center, alice)
     assert reserved_worker(center, waiting) == alice
+
+
+def test_a_new_task_channel_copies_each_workers_availability_and_the_checker_watches_the_copy(center):
+    from sqlalchemy import select, update
+
+    from callcenter.routing import workspaces
+    from callcenter.routing.invariants import check_invariants
+    from callcenter.routing.models import WorkerChannel
+
+    offline = center.worker("offline", available=False)
+    online = center.worker("online")
+    channel = workspaces.create_task_channel(center.router, center.ws, friendly_name="Email", unique_name="email")
+    with center.router.read() as session:
+        copies = dict(session.execute(select(WorkerChannel.worker_sid, WorkerChannel.worker_available)
+                                      .where(WorkerChannel.task_channel_sid == channel.sid)).all())
+    assert copies == {offline: False, online: True}
+    assert check_invariants(center.router, center.ws) == []
+    with center.router.writer.begin() as connection:  # a copy stuck at False would hide an available worker
+        connection.execute(update(WorkerChannel).where(WorkerChannel.worker_sid == online)
+                           .values(worker_available=False))
+    assert any("worker_available" in problem for problem in check_invariants(center.router, center.ws))
+    with center.router.writer.begin() as connection:
+        connection.execute(update(WorkerChannel).where(WorkerChannel.worker_sid == online)
+                           .values(worker_available=True))
