@@ -34,6 +34,20 @@ def database_url_from_env() -> str:
 POOL_DEFAULTS = {"pool_size": 10, "max_overflow": 20, "pool_timeout": 30.0, "pool_recycle": 1800}
 
 
+# SQLite copies the WAL back into the database ("checkpoints") inside the commit that makes the WAL
+# pass `wal_autocheckpoint` pages (1,000 by default): that commit then copies and fsyncs them, 10-18 ms
+# on top of a 1-2 ms transaction, and it was one commit in 15 at TaskRouter's limits: the whole p99 of
+# a worker becoming available (bench/scale.py). A Router's WalCheckpointer does it on its own thread
+# and connection instead, every CHECKPOINT_EVERY_COMMITS commits (PASSIVE: it never blocks readers or
+# the writer, which keep appending to the WAL meanwhile; small and frequent, because a commit that
+# lands during a long checkpoint's fsync still waits for it). Writers keep an automatic checkpoint at
+# WAL_AUTOCHECKPOINT_BOUND pages (~16 MB at 4 KB pages): it bounds the WAL should the thread fall
+# behind or a process run without it, and it is what resets the WAL (the background checkpoints run
+# while new frames arrive, so they rarely leave it empty); by then it has only a few frames to copy.
+CHECKPOINT_EVERY_COMMITS = 4
+WAL_AUTOCHECKPOINT_BOUND = 4000
+
+
 def make_engines(url: str, *, pool_size: int = POOL_DEFAULTS["pool_size"],
                  max_overflow: int = POOL_DEFAULTS["max_overflow"], pool_timeout: float = POOL_DEFAULTS["pool_timeout"],
                  pool_recycle: int = POOL_DEFAULTS["pool_recycle"]) -> tuple[Engine, Engine]:
@@ -71,6 +85,7 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_BOUND}")  # see WalCheckpointer
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -140,3 +155,71 @@ def sqlite_writer_lock(url: str) -> SqliteWriterLock | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or not Path(parsed.database).parent.is_dir():
         return None
     return SqliteWriterLock(parsed.database)
+
+
+class WalCheckpointer:
+    """Background PASSIVE checkpoints of one SQLite database file, nudged after commits."""
+
+    def __init__(self, database_path: str, every: int = CHECKPOINT_EVERY_COMMITS) -> None:
+        self._path = database_path
+        self._every = max(1, every)
+        self._commits = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self._due = False
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        """A write transaction committed; every `every` commits the thread checkpoints."""
+        with self._lock:
+            if self._stop:
+                return
+            self._commits += 1
+            if self._commits < self._every:
+                return
+            self._commits = 0
+            self._due = True
+            if self._thread is None:  # started on first use: most short-lived routers never need it
+                self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def checkpoint(self, connection) -> None:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA busy_timeout=30000")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                with self._lock:
+                    due, self._due = self._due, False
+                if due:  # a checkpoint asked for before close() is still done
+                    try:
+                        self.checkpoint(connection)
+                    except sqlite3.Error:  # busy or locked: the next nudge, or the writers' bound, catches up
+                        pass
+                if self._stop:
+                    return
+        finally:
+            connection.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            self._stop = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+
+
+def sqlite_checkpointer(url: str) -> WalCheckpointer | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or not Path(parsed.database).parent.is_dir():
+        return None
+    return WalCheckpointer(parsed.database)

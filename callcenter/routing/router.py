@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import events as events_module
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
-from .db import database_url_from_env, lock_workspace, make_engines, sqlite_writer_lock
+from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
 from .errors import NotFound
 from .models import Activity, Base, OutboxMessage, Task, TaskChannel, TaskQueue, Timer, Worker, Workflow, Workspace
 
@@ -47,6 +47,7 @@ class Router:
         # pool: pool_size, max_overflow, pool_timeout, pool_recycle (db.make_engines; defaults there).
         self.writer, self.reader = make_engines(self.database_url, **(pool or {}))
         self._sqlite_writers = sqlite_writer_lock(self.database_url)
+        self._checkpointer = sqlite_checkpointer(self.database_url)  # WAL checkpoints off the commit path
         self.clock = clock or SystemClock()
         self._write_sessions = sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
@@ -68,6 +69,8 @@ class Router:
         Base.metadata.create_all(self.writer)
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._sqlite_writers is not None:
             self._sqlite_writers.close()
         self.writer.dispose()
@@ -84,6 +87,8 @@ class Router:
         else:
             with self._sqlite_writers.held(), self._transaction(workspace_sid) as tx:
                 yield tx
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         # After commit, outside any lock: nudge the outbox deliverer, tell live-update listeners.
         if tx.outbox_written:
             self._outbox_ready.set()
