@@ -14,35 +14,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from callcenter.routing.clock import FakeClock, SystemClock
 
 log = logging.getLogger("callcenter.simulator")
 
 
-class VirtualClock:
-    """A clock that only moves when told to; the same interface as the engine's FakeClock."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 5, 9, 0, 0)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float = 0, **kwargs: float) -> datetime:
-        with self._lock:
-            self._now += timedelta(seconds=seconds, **kwargs)
-            return self._now
-
-    def set(self, moment: datetime) -> None:
-        with self._lock:
-            self._now = moment
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
+# The engine's clocks: one object can drive the simulator and the engine together.
+VirtualClock = FakeClock
+WallClock = SystemClock
 
 
 def is_virtual(clock: object) -> bool:
