@@ -12,6 +12,15 @@ from .conftest import CALLER, NUMBER, twiml
 QUEUE_SID = "QU" + "9" * 32
 
 
+def ring_alice(scenario):
+    """Alice is available and a sales caller dials in: her phone rings. Returns (CallSid, the reservation)."""
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    return caller, reservation
+
+
 def answer(scenario, reservation_sid: str, digits: str | None = "1"):
     """The agent's phone is answered and (by default) the agent presses 1; returns the agent's TwiML."""
     leg = scenario.agent_leg(reservation_sid)
@@ -85,10 +94,7 @@ def test_agent_who_does_not_answer_goes_offline_is_told_by_sms_and_the_next_agen
 
 
 def test_agent_who_declines_passes_the_call_on(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     goodbye = answer(scenario, reservation.sid, digits="2")
     assert goodbye.find("Hangup") is not None
     assert scenario.reservations(caller)[0].reservation_status == "rejected"
@@ -98,20 +104,14 @@ def test_agent_who_declines_passes_the_call_on(scenario):
 
 
 def test_voicemail_box_answering_does_not_take_the_call(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid, digits=None)  # nobody pressed a key
     assert scenario.reservations(caller)[0].reservation_status == "rejected"
     assert scenario.task(caller).assignment_status == "pending"
 
 
 def test_reservation_timeout_stops_the_ringing_phone_and_texts_the_agent(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     leg = scenario.agent_leg(reservation.sid)
 
     scenario.advance(30)  # the workflow's task_reservation_timeout
@@ -125,10 +125,7 @@ def test_reservation_timeout_stops_the_ringing_phone_and_texts_the_agent(scenari
 
 
 def test_caller_hanging_up_while_an_agent_rings_cancels_the_task_and_stops_the_ring(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     leg = scenario.agent_leg(reservation.sid)
 
     root = twiml(scenario.post("/voice/queue-result", CallSid=caller, QueueResult="hangup", QueueSid=QUEUE_SID))
@@ -230,10 +227,7 @@ def test_retried_assignment_callback_rings_the_agent_once(scenario, app):
 
 
 def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
     scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
 
@@ -246,10 +240,7 @@ def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent(scenario):
 
 
 def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     old_task = scenario.call(caller).task_sid
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
 
@@ -284,10 +275,7 @@ def test_twilio_unavailable_when_ringing_is_retried_by_the_engine(scenario):
 
 
 def test_caller_hanging_up_after_the_bridge_wraps_the_task(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid)
     scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
     assert scenario.task(caller).assignment_status == "wrapping"
@@ -295,10 +283,7 @@ def test_caller_hanging_up_after_the_bridge_wraps_the_task(scenario):
 
 
 def test_agent_choosing_a_break_during_wrap_up_stays_on_break(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid)
     twiml(scenario.post("/voice/caller/after", CallSid=caller, From=CALLER, To=NUMBER))
     scenario.set_activity("Alice", "Break")
@@ -308,10 +293,7 @@ def test_agent_choosing_a_break_during_wrap_up_stays_on_break(scenario):
 
 
 def test_agent_confirm_prompt_says_who_calls_and_about_what(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    _, reservation = ring_alice(scenario)
     leg = scenario.agent_leg(reservation.sid)
     root = twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid))
     gather = root.find("Gather")
@@ -323,10 +305,7 @@ def test_agent_confirm_prompt_says_who_calls_and_about_what(scenario):
 def test_agent_going_offline_by_text_while_the_phone_rings_stops_the_ring(scenario):
     from callcenter.routing import workers
 
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    _, reservation = ring_alice(scenario)
     leg = scenario.agent_leg(reservation.sid)
     workers.update_worker(scenario.router, scenario.center.workspace_sid, scenario.worker("Alice").sid,
                           activity_sid=scenario.center.activity_sids["Offline"], reject_pending_reservations=True)
@@ -349,10 +328,7 @@ def test_a_browser_agent_is_rung_as_a_client_and_sees_the_callers_number(scenari
 def test_agent_who_accepted_on_the_console_joins_the_caller_when_picking_up(scenario):
     from callcenter.voice import flow
 
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
         accepted = flow.accept(scenario.center, reservation.sid)
         assert flow.bridge_caller(scenario.center, accepted) == "connected"
@@ -390,10 +366,7 @@ def test_an_assignment_callback_retried_while_dialing_rings_the_agent_once(scena
 
 
 def test_a_status_callback_of_a_stray_call_decides_nothing(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid="CA" + "e" * 32, CallStatus="busy")
     assert scenario.reservations(caller)[0].reservation_status == "pending"
     assert scenario.activity_of("Alice") == "Available"
@@ -402,10 +375,7 @@ def test_a_status_callback_of_a_stray_call_decides_nothing(scenario):
 def test_accepted_on_the_console_but_the_phone_never_answered_sends_the_caller_to_the_next_agent(scenario):
     from callcenter.voice import flow
 
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     first_task = scenario.call(caller).task_sid
     with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
         assert flow.accept(scenario.center, reservation.sid) is not None
@@ -430,10 +400,7 @@ def test_a_choice_arriving_after_the_caller_hung_up_creates_no_task(scenario):
 def test_an_agent_who_went_offline_during_the_call_stays_offline_after_it(scenario):
     from callcenter.routing import workers
 
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid)
     workers.update_worker(scenario.router, scenario.center.workspace_sid, scenario.worker("Alice").sid,
                           activity_sid=scenario.center.activity_sids["Offline"])  # texted OFF while talking
@@ -444,10 +411,7 @@ def test_an_agent_who_went_offline_during_the_call_stays_offline_after_it(scenar
 
 
 def test_the_agent_is_not_left_alone_in_the_conference_when_the_caller_leaves_on_the_way(scenario):
-    scenario.set_activity("Alice", "Available")
-    caller = scenario.dial(digits="1")
-    scenario.deliver()
-    [reservation] = scenario.reservations(caller)
+    caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid)  # the caller was moved, but hangs up before joining
     leg = scenario.agent_leg(reservation.sid)
     scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
