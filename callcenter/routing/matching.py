@@ -18,10 +18,11 @@ import heapq
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, and_, bindparam, exists, or_, select, text, union_all
 
-from .expressions import resolve
+from .expressions import Expression, resolve
 from .models import (
     WAITING_PREDICATE,
     Activity,
@@ -99,9 +100,31 @@ def target_accepts(tx: Tx, target: Target | None, task: Task, worker: Worker) ->
                 return False
     if target.expression is None:
         return True
+    if _reads_worker_attributes_only(target.expression):
+        key = (target.expression.text, worker.sid, worker.attributes, worker.friendly_name)
+        verdict = _VERDICTS.get(key)
+        if verdict is None:
+            if len(_VERDICTS) >= _MAX_VERDICTS:
+                _VERDICTS.clear()
+            verdict = _VERDICTS[key] = target.expression({"worker": worker_view(tx, worker, with_channels=False)})
+        return verdict
     env = {"task": parsed_attributes(task.attributes),
            "worker": worker_view(tx, worker, with_channels=_reads_channels(target))}
     return target.expression(env)
+
+
+# A target expression that reads only a worker's own attributes, sid and name has one answer per worker
+# for as long as those stay the same: workers it refuses are otherwise judged again on every task that
+# reaches the target (they stay longest idle, so every match walks past them first). Activity and
+# channel built-ins change without the attributes changing, so expressions reading them are not cached.
+_VERDICTS: dict[tuple[str, str, str, str], bool] = {}
+_MAX_VERDICTS = 100_000
+_VOLATILE_BUILT_INS = ("worker.activity_name", "worker.activity_sid", "worker.channel")
+
+
+@lru_cache(maxsize=1024)
+def _reads_worker_attributes_only(expression: Expression) -> bool:
+    return all(key.startswith("worker.") and not key.startswith(_VOLATILE_BUILT_INS) for key in expression.keys)
 
 
 # -- the SQL part of eligibility -------------------------------------------------------------------
@@ -136,38 +159,74 @@ def worker_conditions(single_tasking: bool) -> tuple[tuple[str, ColumnElement[bo
     return tuple(conditions)
 
 
+# What a target needs to judge a candidate (and `_order_key` to rank one): plain rows, not ORM objects,
+# because most candidates a target's expression refuses are only looked at.
+_CANDIDATE_COLUMNS = (Worker.sid, Worker.friendly_name, Worker.name_key, Worker.attributes, Worker.activity_sid,
+                      WorkerChannel.idle_since)
+
+
 @lru_cache(maxsize=8)
 def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
     """The candidate query, built once per shape with bound parameters (building it per call cost more
-    than running it)."""
-    query = (
-        select(Worker, WorkerChannel)
-        .join(TaskQueueMember, and_(TaskQueueMember.worker_sid == Worker.sid,
-                                    TaskQueueMember.task_queue_sid == bindparam("queue_sid")))
-        .join(WorkerChannel, and_(WorkerChannel.worker_sid == Worker.sid,
-                                  WorkerChannel.task_channel_sid == bindparam("channel_sid")))
-        # The copy of `workers.available` on the channel lets the longest-idle index skip offline workers.
-        .where(WorkerChannel.worker_available.is_(True),
-               *(condition for _, condition in worker_conditions(single_tasking)))
-        .order_by(WorkerChannel.idle_since, Worker.sid)
-        .limit(bindparam("size")).offset(bindparam("offset"))
-    )
+    than running it).
+
+    Longest idle first, straight off `ix_worker_channels_idle` (which also holds every column the
+    filter reads), with queue membership probed next: the join order is fixed (CROSS JOIN keeps
+    SQLite from reordering it) because workers of other queues who have been idle longest are walked
+    past on every match, and each must cost one index probe, not a row fetch and a subquery.
+    `worker_conditions` without `offer_blocked`, which `candidate_workers` tests in Python.
+    """
+    conditions = [
+        "worker_channels.task_channel_sid = :channel_sid",
+        "worker_channels.worker_available = :true",
+        "worker_channels.available = :true",
+        "worker_channels.reserved_tasks < worker_channels.capacity",
+        "task_queue_members.task_queue_sid = :queue_sid",
+        "task_queue_members.worker_sid = worker_channels.worker_sid",
+        "workers.sid = worker_channels.worker_sid",
+        "workers.available = :true",
+    ]
+    if single_tasking:
+        conditions.append("workers.active_reservations = 0")
     if by_sid:
-        query = query.where(Worker.sid == bindparam("known_sid"))
+        conditions.append("workers.sid = :known_sid")
     if by_name:
-        query = query.where(Worker.name_key == bindparam("known_name"))
-    return query
+        conditions.append("workers.name_key = :known_name")
+    columns = ", ".join(f"{column.table.name}.{column.name}" for column in _CANDIDATE_COLUMNS)
+    sql = (f"SELECT {columns} "
+           "FROM worker_channels CROSS JOIN task_queue_members CROSS JOIN workers "
+           f"WHERE {' AND '.join(conditions)} "
+           "ORDER BY worker_channels.idle_since, worker_channels.worker_sid LIMIT :size OFFSET :offset")
+    return text(sql).bindparams(bindparam("true", True)).columns(
+        *(column.expression for column in _CANDIDATE_COLUMNS))
+
+
+_OFFERS_BLOCKING = select(Reservation.worker_sid).where(
+    Reservation.task_sid == bindparam("task_sid"),
+    or_(Reservation.reservation_status == "pending",
+        and_(Reservation.reservation_status == "rejected",
+             Reservation.date_created >= bindparam("step_started", type_=DateTime()))),
+)
+
+
+def _blocked_workers(tx: Tx, task: Task) -> set[str]:
+    """Workers with a pending offer of `task`, or who rejected it in its current routing step."""
+    if tx.is_new(task.sid):
+        return set()
+    return set(tx.session.scalars(_OFFERS_BLOCKING, {"task_sid": task.sid,
+                                                     "step_started": task.task_queue_entered_date}))
 
 
 def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = BATCH,
-                      target: Target | None = None) -> Iterator[tuple[Worker, WorkerChannel]]:
-    """Workers who could take `task` now by everything but the target's expression, longest idle first.
+                      target: Target | None = None) -> Iterator[Any]:
+    """Workers who could take `task` now by everything but the target's expression, longest idle first:
+    rows of `_CANDIDATE_COLUMNS` (`sid`, `friendly_name`, `name_key`, `attributes`, `activity_sid`,
+    `idle_since`).
 
     Rows come in growing batches starting at `first_batch`: most tasks need one worker, and
     loading a few hundred rows to use one is what dominated routing time.
     """
-    params = {"queue_sid": queue_sid, "channel_sid": task.task_channel_sid, "task_sid": task.sid,
-              "step_started": task.task_queue_entered_date}
+    params = {"queue_sid": queue_sid, "channel_sid": task.task_channel_sid}
     by_sid = bool(target is not None and target.known_worker_sid)
     by_name = bool(target is not None and target.known_worker_friendly_name)
     if by_sid or by_name:
@@ -177,19 +236,23 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = 
             params["known_sid"] = str(resolve(task_env, target.known_worker_sid))
         if by_name:
             params["known_name"] = str(resolve(task_env, target.known_worker_friendly_name)).casefold()
+    blocked = _blocked_workers(tx, task)
     query = _candidate_workers_query(not tx.workspace.multi_task_enabled, by_sid, by_name)
-    offset, size = 0, max(1, first_batch)
+    offset, size = 0, max(1, first_batch + len(blocked))
     while True:
-        rows = tx.session.execute(query, {**params, "size": size, "offset": offset}).all()
-        yield from rows
+        tx.session.flush()  # the query reads capacity and availability that this transaction may have changed
+        rows = tx.session.connection().execute(query, {**params, "size": size, "offset": offset}).all()
+        for row in rows:
+            if row.sid not in blocked:
+                yield row
         if len(rows) < size:
             return
         offset += size
         size = min(size * 4, BATCH)
 
 
-def _order_key(order_by: tuple[tuple[str, bool], ...], worker: Worker, channel: WorkerChannel) -> tuple:
-    env = {"worker": parsed_attributes(worker.attributes)}
+def _order_key(order_by: tuple[tuple[str, bool], ...], candidate: Any) -> tuple:
+    env = {"worker": parsed_attributes(candidate.attributes)}
     key = []
     for path, descending in order_by:
         value = resolve(env, path)
@@ -197,7 +260,7 @@ def _order_key(order_by: tuple[tuple[str, bool], ...], worker: Worker, channel: 
             key.append((1, 0))  # workers without the attribute come after those with it
         else:
             key.append((0, -value if descending else value))
-    return (*key, channel.idle_since, worker.sid)
+    return (*key, candidate.idle_since, candidate.sid)
 
 
 def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None,
@@ -210,15 +273,34 @@ def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None
     else:
         first_batch = limit
     chosen = []
-    for worker, channel in candidate_workers(tx, task, queue.sid, first_batch=first_batch, target=target):
-        if not target_accepts(tx, target, task, worker):
+    for candidate in candidate_workers(tx, task, queue.sid, first_batch=first_batch, target=target):
+        if not target_accepts(tx, target, task, candidate):
             continue
-        chosen.append((worker, channel))
+        chosen.append(candidate)
         if len(chosen) >= limit and not (target and target.order_by):
             break
     if target and target.order_by:
-        chosen.sort(key=lambda pair: _order_key(target.order_by, *pair))
-    return chosen[:limit]
+        chosen.sort(key=lambda candidate: _order_key(target.order_by, candidate))
+    return [_worker_and_channel(tx, candidate.sid, task.task_channel_sid) for candidate in chosen[:limit]]
+
+
+_WORKER_AND_CHANNEL = (
+    select(Worker, WorkerChannel)
+    .join(WorkerChannel, WorkerChannel.worker_sid == Worker.sid)
+    .where(Worker.sid == bindparam("worker_sid"), WorkerChannel.task_channel_sid == bindparam("channel_sid"))
+)
+
+
+def _worker_and_channel(tx: Tx, worker_sid: str, channel_sid: str) -> tuple[Worker, WorkerChannel]:
+    """The chosen worker and their channel as session objects (one statement unless already loaded)."""
+    channel = tx.remembered_channel(worker_sid, channel_sid)
+    if channel is not None:
+        return tx.session.get(Worker, worker_sid), channel
+    worker, channel = tx.session.execute(_WORKER_AND_CHANNEL, {"worker_sid": worker_sid,
+                                                               "channel_sid": channel_sid}).one()
+    tx.hold(worker)
+    tx.remember_channel(channel)
+    return worker, channel
 
 
 # -- the two directions ----------------------------------------------------------------------------

@@ -179,7 +179,9 @@ class WorkerChannel(Base):
         UniqueConstraint("worker_sid", "task_channel_sid"),
         CheckConstraint("capacity BETWEEN 0 AND 50", name="capacity"),
         CheckConstraint("reserved_tasks >= 0 AND assigned_tasks >= 0", name="counts"),
-        Index("ix_worker_channels_channel_available_idle", "task_channel_sid", "worker_available", "idle_since"),
+        # Longest idle first per channel, with every column the candidate query filters on (matching.py).
+        Index("ix_worker_channels_idle", "task_channel_sid", "worker_available", "idle_since", "worker_sid",
+              "available", "reserved_tasks", "capacity"),
     )
 
 

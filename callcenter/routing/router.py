@@ -294,6 +294,9 @@ class Tx:
         """`sid` is new in this transaction: it has no timers to replace."""
         self._created.add(sid)
 
+    def is_new(self, sid: str) -> bool:
+        return sid in self._created
+
     def cancel_timer(self, *kinds: str, subject_sid: str | None = None) -> None:
         """Cancel timers: `cancel_timer("task_ttl", sid)` or `cancel_timer("a", "b", subject_sid=sid)`."""
         if subject_sid is None:

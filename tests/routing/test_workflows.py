@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from callcenter.routing import InvalidParameter, tasks, workflows
+from callcenter.routing import InvalidParameter, tasks, workers, workflows
 from callcenter.routing.models import Event, Workflow
 from callcenter.routing.sids import new_sid
 
@@ -422,6 +422,34 @@ def test_target_expression_reads_worker_activity_name(center):
     task = center.task()
     assert center.pending_reservation(task).worker_sid == bob
 
+
+
+def test_worker_refused_by_a_target_expression_is_judged_again_after_their_attributes_change(center):
+    # Verdicts on worker-only expressions are remembered per worker; new attributes must count at once.
+    vip = center.queue("VIP")
+    center.workflow(filters=[route("1==1", {"queue": vip, "expression": "worker.level >= 3"})])
+    alice = center.worker("alice", {"level": 1})
+    first = center.task()
+    assert center.reservations(task_sid=first) == []
+    workers.update_worker(center.router, center.ws, alice, attributes=json.dumps({"level": 3}))
+    assert center.pending_reservation(first).worker_sid == alice
+    center.accept(center.pending_reservation(first).sid)
+    center.complete(first)
+    workers.update_worker(center.router, center.ws, alice, attributes=json.dumps({"level": 2}))
+    second = center.task()
+    assert center.reservations(task_sid=second) == []
+
+
+def test_worker_refused_on_activity_name_is_judged_again_after_an_activity_change(center):
+    support = center.queue("Support")
+    center.activity("Generally Available", available=True)
+    center.workflow(filters=[route("1==1", {"queue": support,
+                                            "expression": "worker.activity_name == 'Generally Available'"})])
+    alice = center.worker("alice")
+    task = center.task()
+    assert center.reservations(task_sid=task) == []
+    center.set_activity(alice, "Generally Available")
+    assert center.pending_reservation(task).worker_sid == alice
 
 # -- routing again ---------------------------------------------------------------------------------
 
