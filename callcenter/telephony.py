@@ -70,9 +70,25 @@ class Telephony:
             status_callback_method="POST", status_callback_event=["initiated", "ringing", "answered", "completed"]))
         return CallInfo(call.sid, call.status)
 
-    def redirect(self, call_sid: str, url: str) -> None:
-        """Make a live call (e.g. a caller waiting in a queue) continue with the TwiML at `url`."""
-        self._do(f"redirect {call_sid}", lambda: self.client.calls(call_sid).update(url=url, method="POST"))
+    def place_call(self, *, to: str, from_: str, url: str, status_callback: str | None = None,
+                   status_callback_events: tuple[str, ...] = (), timeout: int = 60, record: bool = False) -> CallInfo:
+        """Place a call that runs the TwiML at `url` once answered (a worker's leg of a voice instruction)."""
+        options: dict = {"record": True} if record else {}
+        if status_callback:
+            options.update(status_callback=status_callback, status_callback_method="POST",
+                           status_callback_event=list(status_callback_events or ("completed",)))
+        # Twilio rings for at most 600 seconds; TaskRouter's instructions allow up to 999.
+        call = self._do("call " + to, lambda: self.client.calls.create(
+            to=to, from_=from_, url=url, method="POST", timeout=min(timeout, 600), **options))
+        return CallInfo(call.sid, call.status)
+
+    def redirect(self, call_sid: str, url: str, *, status_callback: str | None = None) -> None:
+        """Make a live call (e.g. a caller waiting in a queue) continue with the TwiML at `url`.
+
+        `status_callback` replaces the call's own: Twilio keeps one per call.
+        """
+        options = {"status_callback": status_callback, "status_callback_method": "POST"} if status_callback else {}
+        self._do(f"redirect {call_sid}", lambda: self.client.calls(call_sid).update(url=url, method="POST", **options))
 
     def dequeue(self, queue_sid: str, call_sid: str, url: str) -> None:
         """Take exactly this caller out of the queue to the TwiML at `url` (not the head of the queue)."""

@@ -142,8 +142,14 @@ def rest_app(sim: Simulator) -> Flask:
             raise RestError(400, 21205, "Url parameter is required. Provide a Url, Twiml or Status")
         if url:
             _check_url(url, "Url")
+        status_callback = form.get("StatusCallback")
+        if status_callback:
+            _check_url(status_callback, "StatusCallback")
         if not call.is_active:
             raise RestError(400, 21220, "Call is not in-progress. Cannot redirect.")
+        if status_callback:  # replaces the call's own, as Twilio keeps one per call
+            call.status_callback, call.status_callback_events = status_callback, ("completed",)
+            call.status_callback_method = _method(form.get("StatusCallbackMethod"))
         sim.redirect(call, url, _method(form.get("Method")), twiml_text)
         return jsonify(wire.call_json(call))
 

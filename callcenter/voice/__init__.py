@@ -5,6 +5,8 @@ A caller goes: `/voice/incoming` (menu) -> `/voice/menu` (task created, `<Enqueu
 answered `/voice/agent/answer` and pressed 1 at `/voice/agent/confirm`. Agents are rung from the
 engine's assignment callback `/voice/assignment`; the engine's event callback `/voice/events` sends
 callers whose task was canceled to voicemail and stops agent phones that no longer need to ring.
+TaskRouter's voice instructions for REST API users (dequeue, call, redirect, conference) are carried
+out by instructions.py and instruction_calls.py, under `/voice/instructions/`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from flask import Blueprint, Flask
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-from . import agents, callers, events  # noqa: E402,F401  (routes register on bp)
+from . import agents, callers, events, instruction_calls  # noqa: E402,F401  (routes register on bp)
 from .flow import register_timers  # noqa: E402
+from .instructions import register as register_instructions  # noqa: E402
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     register_timers()
+    register_instructions(app)  # TaskRouter's dequeue/call/redirect/conference for REST API users
     from .numbers import twilio_cli
 
     app.cli.add_command(twilio_cli)

@@ -278,15 +278,15 @@ def test_wrapping_a_pending_reservation_is_409(center):
 
 # -- instructions ----------------------------------------------------------------------------------
 
-def test_dequeue_without_a_voice_app_is_409_and_changes_nothing(center):
-    center.worker("alice")
-    task = center.task()
+def test_dequeue_of_a_task_without_a_call_is_400_40140_and_changes_nothing(center):
+    center.worker("alice", {"contact_uri": "client:alice"})
+    task = center.task()  # no call_sid attribute: not a caller put on hold
     reservation = center.pending_reservation(task)
     before = center.ws.tasks(task).reservations(reservation.sid).fetch_with_http_info().headers["ETag"]
     status, code, message = rest_error(lambda: center.ws.tasks(task).reservations(reservation.sid).update(
         instruction="dequeue", dequeue_from="+15550001111"))
-    assert (status, code) == (409, 20409)
-    assert "dequeue" in message and "voice application" in message
+    assert (status, code) == (400, 40140)
+    assert "dequeue" in message and "call_sid" in message
     after = center.ws.tasks(task).reservations(reservation.sid).fetch_with_http_info()
     assert (after.data.reservation_status, after.headers["ETag"]) == ("pending", before)
     assert center.fetch(task).assignment_status == "reserved"

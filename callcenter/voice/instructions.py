@@ -1,0 +1,349 @@
+"""TaskRouter's voice instructions for REST API users: `dequeue`, `call`, `redirect` and `conference`.
+
+An `Instruction=...` update of a reservation, or an assignment callback's reply, reaches
+`carry_out_in` inside the engine's transaction (routing/reservations.py). There the parameters are
+checked, with TaskRouter's error codes (a bad one raises, and the transaction changes nothing),
+and the instruction is written down: a `VoiceInstruction` row and an outbox message to this app's
+own `/voice/instructions/carry-out`, both in that transaction. Twilio is called only when the
+outbox delivers the message, after commit and outside the workspace lock; the outbox retries it
+with backoff while Twilio is unreachable, and another process delivers it if this one dies. The
+rest happens in instruction_calls.py, driven by the worker leg's signed webhooks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcenter.contact_center import callback_base_url
+from callcenter.database import get_router
+from callcenter.phones import is_phone_number
+from callcenter.routing import validation
+from callcenter.routing.errors import IllegalState, InvalidParameter, RoutingError
+from callcenter.routing.models import SID, Base, Reservation, Task, Worker
+
+log = logging.getLogger("callcenter.voice")
+
+CARRY_OUT_PATH = "/voice/instructions/carry-out"
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+CONFERENCE_EVENTS = ("start", "end", "join", "leave", "mute", "hold", "speaker")
+MAX_RING_SECONDS = 999
+_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+_IDENTITY = re.compile(r"[^\s\x00-\x1f]{1,256}")
+
+
+class VoiceInstruction(Base):
+    """A voice instruction given for one reservation, and how far carrying it out has come.
+
+    `status`: due (written, not yet acted on) -> dialing (Twilio being asked) -> ringing (the worker's
+    leg placed) -> answered -> bridged (the caller moved in, reservation accepted) -> ended; or
+    failed (Twilio refused). `call` ends at placed, `redirect` at redirected.
+    """
+
+    __tablename__ = "voice_instructions"
+
+    # One reservation, one instruction carried out: a retried callback or REST update finds this row.
+    reservation_sid: Mapped[str] = mapped_column(SID, primary_key=True)
+    workspace_sid: Mapped[str] = mapped_column(SID)
+    task_sid: Mapped[str] = mapped_column(SID)
+    worker_sid: Mapped[str] = mapped_column(SID)
+    instruction: Mapped[str] = mapped_column(String(16))
+    # The checked parameters, JSON, under the assignment callback's snake_case names.
+    params: Mapped[str] = mapped_column(Text)
+    # The task's caller (dequeue, conference) or the call to redirect.
+    caller_call_sid: Mapped[str | None] = mapped_column(String(34))
+    worker_call_sid: Mapped[str | None] = mapped_column(String(34))
+    status: Mapped[str] = mapped_column(String(16))
+    date_created: Mapped[datetime] = mapped_column(DateTime)
+    date_updated: Mapped[datetime] = mapped_column(DateTime)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return json.loads(self.params)
+
+
+# -- wiring: the Router's instruction handler and its listener ---------------------------------------
+
+def register(app: Flask) -> None:
+    """Make this app carry out the voice instructions of its Router (every workspace of its Twilio account)."""
+    router = get_router(app)
+    router.instruction_handler = handler_for(app)
+    router.listeners.append(ringing_stopper_for(app))
+
+
+def handler_for(app: Flask) -> Callable[..., None]:
+    def carry_out(tx, *, reservation: Reservation, task: Task, worker: Worker, instruction: dict[str, Any]) -> None:
+        carry_out_in(app, tx, reservation, task, worker, instruction)
+
+    return carry_out
+
+
+def carry_out_in(app: Flask, tx, reservation: Reservation, task: Task, worker: Worker,
+                 instruction: dict[str, Any]) -> None:
+    """Check a voice instruction and write it down with the outbox message that carries it out after commit."""
+    name = instruction["instruction"]
+    _check_account(app, tx.workspace)
+    existing = tx.session.get(VoiceInstruction, reservation.sid)
+    if existing is not None:
+        raise IllegalState(f"Reservation {reservation.sid} is already being carried out by a "
+                           f"{existing.instruction!r} instruction")
+    task_attributes, worker_attributes = _attributes(task.attributes), _attributes(worker.attributes)
+    params, caller_call_sid = CHECKS[name](tx, instruction, task_attributes, worker_attributes)
+    tx.session.add(VoiceInstruction(
+        reservation_sid=reservation.sid, workspace_sid=tx.workspace.sid, task_sid=task.sid, worker_sid=worker.sid,
+        instruction=name, params=json.dumps(params), caller_call_sid=caller_call_sid, status="due",
+        date_created=tx.now, date_updated=tx.now))
+    # The outbox posts this after commit, signed with the account's auth token like any engine callback,
+    # and retries it with backoff until this app answers 2xx (it answers 503 while Twilio is down).
+    tx.add_outbox(kind="event", url=callback_base_url(app).rstrip("/") + CARRY_OUT_PATH,
+                  payload={"WorkspaceSid": tx.workspace.sid, "ReservationSid": reservation.sid, "Instruction": name},
+                  reservation_sid=reservation.sid, ordering_key=reservation.sid)
+
+
+def _check_account(app: Flask, workspace) -> None:
+    account_sid, token = app.config.get("TWILIO_ACCOUNT_SID"), app.config.get("TWILIO_AUTH_TOKEN")
+    if not account_sid or not token:
+        raise IllegalState("Voice instructions need this server's Twilio account: set TWILIO_ACCOUNT_SID and "
+                           "TWILIO_AUTH_TOKEN")
+    if workspace.account_sid != account_sid:
+        # The calls would be placed, and paid for, on another account's behalf.
+        raise IllegalState(f"Voice instructions are carried out only for workspaces of account {account_sid}, "
+                           "whose Twilio credentials this server holds")
+
+
+def _attributes(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- checking each instruction's parameters ----------------------------------------------------------
+# Each check returns (the parameters to keep, the caller's call sid) or raises with TaskRouter's code.
+
+def check_dequeue(tx, given: dict, task: dict, worker: dict) -> tuple[dict, str]:
+    call_sid = _caller_call_sid(task, code=40140, instruction="dequeue")
+    to = _address(given.get("to") or worker.get("contact_uri"), "to", code=40131)
+    return {
+        "to": to,
+        # Missing: the number the caller dialled, as TaskRouter does for tasks created by <Enqueue>.
+        "from": _caller_id(given.get("from") or task.get("to"), to, code=40132),
+        "post_work_activity_sid": _activity(tx, given.get("post_work_activity_sid"), code=40130),
+        "record": _one_of(given.get("record"), "record", ("record-from-answer", "do-not-record")) == "record-from-answer",
+        "timeout": _ring_seconds(given.get("timeout")),
+        "status_callback_url": _url(given.get("status_callback_url"), "status_callback_url", code=40157),
+        "status_callback_events": _events(given.get("status_callback_events"), "status_callback_events",
+                                          CALL_EVENTS, code=40134),
+    }, call_sid
+
+
+def check_call(tx, given: dict, task: dict, worker: dict) -> tuple[dict, None]:
+    to = _address(given.get("to") or worker.get("contact_uri"), "to", code=40110)
+    url = _url(given.get("url"), "url", code=40112)
+    if url is None:
+        raise InvalidParameter("The call instruction needs a url: the TwiML the worker's call runs", code=40112)
+    return {
+        "to": to,
+        "from": _caller_id(given.get("from"), to, code=40111),
+        "url": url,
+        "record": _flag(given.get("record")),
+        "timeout": _ring_seconds(given.get("timeout")),
+        "status_callback_url": _url(given.get("status_callback_url"), "status_callback_url", code=40158),
+    }, None
+
+
+def check_redirect(tx, given: dict, task: dict, worker: dict) -> tuple[dict, str]:
+    call_sid = given.get("call_sid")
+    if not isinstance(call_sid, str) or not _CALL_SID.fullmatch(call_sid):
+        raise InvalidParameter(f"call_sid {call_sid!r} is not a call sid (CA followed by 32 hex digits)", code=40121)
+    url = _url(given.get("url"), "url", code=40120)
+    if url is None:
+        raise InvalidParameter("The redirect instruction needs a url: the TwiML the call continues with", code=40120)
+    return {"url": url, "post_work_activity_sid": _activity(tx, given.get("post_work_activity_sid"), code=20001)}, call_sid
+
+
+# The conference instruction's parameters beyond to/from/timeout/post_work_activity_sid: each read
+# with its rule, and kept for the worker's leg, the worker's <Conference>, or the caller's.
+_BOOLEAN, _METHOD = "boolean", ("GET", "POST")
+CONFERENCE_OPTIONS: dict[str, Any] = {
+    "status_callback_method": _METHOD,
+    "status_callback_event": CALL_EVENTS,
+    "record": _BOOLEAN,
+    "muted": _BOOLEAN,
+    "beep": ("true", "false", "onEnter", "onExit"),
+    "start_conference_on_enter": _BOOLEAN,
+    "end_conference_on_exit": _BOOLEAN,
+    "end_conference_on_customer_exit": _BOOLEAN,
+    "beep_on_customer_entrance": _BOOLEAN,
+    "wait_url": "url",
+    "wait_method": _METHOD,
+    "early_media": _BOOLEAN,
+    "max_participants": (2, 250),
+    "conference_status_callback": "url",
+    "conference_status_callback_method": _METHOD,
+    "conference_status_callback_event": CONFERENCE_EVENTS,
+    "conference_record": ("true", "false", "record-from-start", "do-not-record"),
+    "conference_trim": ("trim-silence", "do-not-trim"),
+    "recording_channels": ("mono", "dual"),
+    "recording_status_callback": "url",
+    "recording_status_callback_method": _METHOD,
+    "conference_recording_status_callback": "url",
+    "conference_recording_status_callback_method": _METHOD,
+    "region": ("us1", "us2", "ie1", "de1", "sg1", "br1", "au1", "jp1"),
+    "sip_auth_username": "text",
+    "sip_auth_password": "text",
+    "jitter_buffer_size": ("small", "medium", "large", "off"),
+}
+
+
+def check_conference(tx, given: dict, task: dict, worker: dict) -> tuple[dict, str]:
+    call_sid = _caller_call_sid(task, code=40142, instruction="conference")
+    to = _address(given.get("to") or worker.get("contact_uri"), "to", code=40137)
+    post_work = _activity(tx, given.get("post_work_activity_sid"), code=40139)
+    if post_work and tx.workspace.multi_task_enabled:
+        raise InvalidParameter("post_work_activity_sid is not valid in a multitasking workspace", code=40139)
+    params = {
+        "to": to,
+        "from": _caller_id(given.get("from") or task.get("to"), to, code=40138),
+        "post_work_activity_sid": post_work,
+        "timeout": _ring_seconds(given.get("timeout")),
+        "status_callback": _url(given.get("status_callback"), "status_callback", code=40159),
+    }
+    for name, rule in CONFERENCE_OPTIONS.items():
+        value = given.get(name)
+        if value is None or value == "":
+            continue
+        if rule == _BOOLEAN:
+            params[name] = validation.boolean(value, name)
+        elif rule == "url":
+            params[name] = _url(value, name, code=20001)
+        elif rule == "text":
+            params[name] = str(value)
+        elif rule in (CALL_EVENTS, CONFERENCE_EVENTS):
+            params[name] = _events(value, name, rule, code=20001)
+        elif isinstance(rule[0], int):
+            params[name] = validation.integer(value, name, minimum=rule[0], maximum=rule[1])
+        else:
+            params[name] = _one_of(value, name, rule)
+    return params, call_sid
+
+
+CHECKS: dict[str, Callable[..., tuple[dict, str | None]]] = {
+    "dequeue": check_dequeue, "call": check_call, "redirect": check_redirect, "conference": check_conference,
+}
+
+
+def _caller_call_sid(task: dict, *, code: int, instruction: str) -> str:
+    call_sid = task.get("call_sid")
+    if not isinstance(call_sid, str) or not _CALL_SID.fullmatch(call_sid):
+        raise InvalidParameter(f"The {instruction} instruction needs the task's call: its attributes have no "
+                               "call_sid (tasks of calls put on hold with <Enqueue> carry one)", code=code)
+    return call_sid
+
+
+def _address(value: Any, name: str, *, code: int) -> str:
+    """A phone number, `client:identity` or `sip:` URI to call."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.startswith("client:") and _IDENTITY.fullmatch(text[len("client:"):] or " "):
+        return text
+    if text.startswith("sip:") and "@" in text and _IDENTITY.fullmatch(text):
+        return text
+    if is_phone_number(text):
+        return text
+    shown = f"{value!r}" if value else "nothing (and the worker has no contact_uri attribute)"
+    raise InvalidParameter(f"{name}: {shown} is not a phone number, client: identity or sip: address", code=code)
+
+
+def _caller_id(value: Any, to: str, *, code: int) -> str:
+    """What the worker's phone shows: a phone number towards a phone; any identity towards a client or SIP."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise InvalidParameter("from is missing: the caller ID of the worker's call (the task has no 'to' "
+                               "attribute to use instead)", code=code)
+    if is_phone_number(to) and not is_phone_number(text):
+        raise InvalidParameter(f"from {text!r} is not a phone number, which a call to a phone needs", code=code)
+    if not _IDENTITY.fullmatch(text):
+        raise InvalidParameter(f"from {text!r} is not a valid caller ID", code=code)
+    return text
+
+
+def _activity(tx, sid: Any, *, code: int) -> str | None:
+    if sid in (None, ""):
+        return None
+    if not isinstance(sid, str) or tx.config.activities.get(sid) is None:
+        raise InvalidParameter(f"post_work_activity_sid {sid!r} is not an activity of this workspace", code=code)
+    return sid
+
+
+def _url(value: Any, name: str, *, code: int) -> str | None:
+    try:
+        return validation.url(value, name)
+    except RoutingError as err:
+        raise InvalidParameter(err.message, code=code) from None
+
+
+def _ring_seconds(value: Any) -> int:
+    return 60 if value in (None, "") else validation.integer(value, "timeout", minimum=1, maximum=MAX_RING_SECONDS)
+
+
+def _flag(value: Any) -> bool:
+    """A `record` given as a boolean or as Twilio's `record-from-answer`."""
+    return value == "record-from-answer" or (value not in (None, "") and validation.boolean(value, "record"))
+
+
+def _one_of(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in allowed:
+        raise InvalidParameter(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _events(value: Any, name: str, allowed: tuple[str, ...], *, code: int) -> list[str] | None:
+    """A list of event names: a list (REST), or a comma- or space-separated string (callback JSON)."""
+    if value in (None, "", []):
+        return None
+    items = value if isinstance(value, list) else re.split(r"[,\s]+", value.strip()) if isinstance(value, str) else None
+    if items is None or not all(isinstance(item, str) and item in allowed for item in items):
+        raise InvalidParameter(f"{name} must name events among {', '.join(allowed)}", code=code)
+    return [event for event in allowed if event in items]
+
+
+# -- a ringing worker leg stops when its reservation ends some other way -----------------------------
+
+ENDED_OFFERS = ("reservation.timeout", "reservation.canceled", "reservation.rescinded", "reservation.rejected")
+
+
+def ringing_stopper_for(app: Flask) -> Callable[[list[dict[str, Any]]], None]:
+    """A Router listener: hang up a worker leg still ringing for a reservation that has just ended.
+
+    Best effort, in the process that committed the change: a leg this misses rings out, and
+    answering it only tells the worker the call is no longer needed.
+    """
+    def stop_ringing(events: list[dict[str, Any]]) -> None:
+        ended = [event["reservation_sid"] for event in events
+                 if event["event_type"] in ENDED_OFFERS and event.get("reservation_sid")]
+        if not ended:
+            return
+        from .instruction_calls import stop_ringing_legs
+
+        with app.app_context():
+            stop_ringing_legs(ended)
+
+    return stop_ringing
+
+
+def ringing_legs(session, reservation_sids: list[str]) -> list[VoiceInstruction]:
+    return list(session.scalars(select(VoiceInstruction).where(
+        VoiceInstruction.reservation_sid.in_(reservation_sids),
+        VoiceInstruction.status.in_(("dialing", "ringing")),
+        VoiceInstruction.instruction.in_(("dequeue", "conference")))))
