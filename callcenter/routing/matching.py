@@ -296,8 +296,10 @@ def _worker_and_channel(tx: Tx, worker_sid: str, channel_sid: str) -> tuple[Work
     channel = tx.remembered_channel(worker_sid, channel_sid)
     if channel is not None:
         return tx.session.get(Worker, worker_sid), channel
-    worker, channel = tx.session.execute(_WORKER_AND_CHANNEL, {"worker_sid": worker_sid,
-                                                               "channel_sid": channel_sid}).one()
+    # Loaded by key: pending changes cannot alter what this finds, so they need not be flushed first.
+    with tx.session.no_autoflush:
+        worker, channel = tx.session.execute(_WORKER_AND_CHANNEL, {"worker_sid": worker_sid,
+                                                                   "channel_sid": channel_sid}).one()
     tx.hold(worker)
     tx.remember_channel(channel)
     return worker, channel
@@ -323,19 +325,15 @@ def reserve_for_task(tx: Tx, task: Task) -> int:
     return made
 
 
-_CHANNELS_WITH_ROOM = select(WorkerChannel.task_channel_sid).where(
-    WorkerChannel.worker_sid == bindparam("worker_sid"),
-    WorkerChannel.available.is_(True),
-    WorkerChannel.reserved_tasks < WorkerChannel.capacity,
-)
-
-
 def _channels_with_room(tx: Tx, worker: Worker) -> list[str]:
+    from .workers import channels_of
+
     if not worker.available:
         return []
     if not tx.workspace.multi_task_enabled and worker.active_reservations > 0:
         return []
-    return list(tx.session.scalars(_CHANNELS_WITH_ROOM, {"worker_sid": worker.sid}))
+    return [channel.task_channel_sid for channel in channels_of(tx, worker)
+            if channel.available and channel.reserved_tasks < channel.capacity]
 
 
 _MEMBER_QUEUES = select(TaskQueueMember.task_queue_sid).where(TaskQueueMember.worker_sid == bindparam("worker_sid"))
@@ -407,7 +405,14 @@ def _queue_heads(tx: Tx, order: str, heads: list[tuple[TaskQueue, str]], worker_
         size = min(size * 4, BATCH)
 
 
-def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator[Task]:
+def member_queues(tx: Tx, worker: Worker) -> list[TaskQueue]:
+    configured = tx.config.queues
+    return [configured[sid] for sid in tx.session.scalars(_MEMBER_QUEUES, {"worker_sid": worker.sid})
+            if sid in configured]
+
+
+def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str],
+                    member_of: list[TaskQueue] | None = None) -> Iterator[Task]:
     """Waiting tasks in the worker's queues, in the order the queues serve them.
 
     FIFO queues serve by priority then age; LIFO queues newest first, ignoring priority; the
@@ -415,9 +420,8 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str]) -> Iterator
     queue is read in its own order, per channel, and the queues of a kind are merged.
     """
     kinds = ("FIFO", "LIFO") if tx.workspace.prioritize_queue_order == "FIFO" else ("LIFO", "FIFO")
-    configured = tx.config.queues
-    member_of = [configured[sid] for sid in tx.session.scalars(_MEMBER_QUEUES, {"worker_sid": worker.sid})
-                 if sid in configured]
+    if member_of is None:
+        member_of = member_queues(tx, worker)
     for kind in kinds:
         pairs = [(queue, channel_sid) for queue in member_of if queue.task_order == kind for channel_sid in channel_sids]
         heads = [_queue_heads(tx, kind, pairs[start:start + HEADS_PER_STATEMENT], worker.sid)
@@ -433,12 +437,16 @@ def reserve_for_worker(tx: Tx, worker: Worker) -> int:
     from .reservations import create_reservation
     from .workers import worker_channel
 
-    made = 0
+    made, member_of = 0, None
     while True:
         channel_sids = _channels_with_room(tx, worker)
         if not channel_sids:
             return made
-        for task in candidate_tasks(tx, worker, channel_sids):
+        if member_of is None:
+            member_of = member_queues(tx, worker)  # nothing in this loop changes them
+            if not member_of:
+                return made
+        for task in candidate_tasks(tx, worker, channel_sids, member_of):
             target = current_target(tx, task)
             if target_accepts(tx, target, task, worker):
                 queue = tx.queue(task.task_queue_sid)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
@@ -107,7 +107,7 @@ class Router:
                 workspace = None
                 if workspace_sid is not None:
                     lock_workspace(session.connection(), workspace_sid)
-                    workspace = session.get(Workspace, workspace_sid)
+                    workspace = session.scalars(_WORKSPACE, {"workspace_sid": workspace_sid}).one_or_none()
                     if workspace is None:
                         raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
                 tx = Tx(self, session, workspace, self.clock.now())
@@ -141,6 +141,9 @@ class Router:
         return ready
 
 
+# Every transaction reads its workspace: the statement is built once (`session.get` builds and
+# hashes a new one per call, which cost more than running it).
+_WORKSPACE = select(Workspace).where(Workspace.sid == bindparam("workspace_sid"))
 # Every transaction writes these: built once (constructing a statement costs more than running it).
 _TIMERS = Timer.__table__
 # One probe of the (kind, subject_sid) index per key, sent as one executemany: SQLite answers
@@ -171,6 +174,7 @@ class Tx:
         self._config: WorkspaceConfiguration | None = None
         self._config_changed = False
         self._worker_channels: dict[tuple[str, str], Any] = {}
+        self._all_channels: dict[str, list[Any]] = {}
         self._held: list[Any] = []
 
     # -- the workspace's configuration, from the process cache ------------------------------------
@@ -241,6 +245,19 @@ class Tx:
 
     def remembered_channel(self, worker_sid: str, task_channel_sid: str) -> Any:
         return self._worker_channels.get((worker_sid, task_channel_sid))
+
+    def remember_channels(self, worker_sid: str, channels: list[Any]) -> None:
+        """All of a worker's channels, loaded in this transaction (`workers.channels_of`)."""
+        self._all_channels[worker_sid] = channels
+        for channel in channels:
+            self.remember_channel(channel)
+
+    def loaded_channels(self, worker_sid: str) -> list[Any] | None:
+        return self._all_channels.get(worker_sid)
+
+    def forget_channels(self) -> None:
+        """Worker channels were created in this transaction: lists loaded before miss them."""
+        self._all_channels.clear()
 
     # -- what must happen before commit ----------------------------------------------------------
     def wake_task(self, task: Task) -> None:

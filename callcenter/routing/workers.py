@@ -48,6 +48,7 @@ def create_worker(router: Router, workspace_sid: str, *, friendly_name: str, act
                                          worker_available=activity.available,
                                          date_created=tx.now, date_updated=tx.now))
         tx.session.flush()
+        tx.forget_channels()
         refresh_worker_memberships(tx, worker)
         emit(tx, "worker.created", resource=worker, worker=worker, description=f"Worker {friendly_name} created")
         if worker.available:
@@ -176,8 +177,17 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
         connection.execute(_COPY_AVAILABILITY, {"of_worker": worker.sid, "now_available": worker.available})
 
 
+_CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
+
+
 def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
-    return list(tx.session.scalars(select(WorkerChannel).where(WorkerChannel.worker_sid == worker.sid)))
+    """Every channel of `worker`, loaded once per transaction: later calls return the same session
+    objects, whose values include this transaction's changes (channels change only through them)."""
+    channels = tx.loaded_channels(worker.sid)
+    if channels is None:
+        channels = list(tx.session.scalars(_CHANNELS_OF, {"worker_sid": worker.sid}))
+        tx.remember_channels(worker.sid, channels)
+    return channels
 
 
 _WORKER_CHANNEL = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"),

@@ -235,6 +235,7 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
                                          worker_available=worker_available,
                                          idle_since=tx.now, date_created=tx.now, date_updated=tx.now))
         tx.session.flush()
+        tx.forget_channels()
         emit(tx, "task-channel.created", resource=channel, channel=channel,
              description=f"TaskChannel {unique_name} created")
         return channel
