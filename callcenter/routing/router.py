@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from . import events as events_module
 from .clock import SystemClock
@@ -141,6 +143,12 @@ class Router:
         return ready
 
 
+@lru_cache(maxsize=32)
+def _by_sid(model: type):
+    """`select(model)` by sid, built once per model (`session.get` builds and hashes one per call)."""
+    return select(model).where(model.__table__.c.sid == bindparam("sid"))
+
+
 # Every transaction reads its workspace: the statement is built once (`session.get` builds and
 # hashes a new one per call, which cost more than running it).
 _WORKSPACE = select(Workspace).where(Workspace.sid == bindparam("workspace_sid"))
@@ -229,7 +237,11 @@ class Tx:
 
     def get(self, model: type, sid: str, name: str | None = None):
         """Fetch a resource of this workspace or raise NotFound."""
-        row = self.session.get(model, sid) if isinstance(sid, str) else None
+        row = None
+        if isinstance(sid, str):
+            row = self.session.identity_map.get(identity_key(model, sid))
+            if row is None:
+                row = self.session.scalars(_by_sid(model), {"sid": sid}).one_or_none()
         if row is None or getattr(row, "workspace_sid", None) != self.workspace.sid:
             raise NotFound(f"The requested resource {name or model.__name__} {sid} was not found")
         return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, event, func, inspect, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import validation
 from .errors import DuplicateName, IllegalState, InvalidParameter, NotFound
@@ -146,8 +147,7 @@ def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: 
     worker.date_status_changed = tx.now
     worker.date_updated = tx.now
     if became_available:
-        for channel in channels_of(tx, worker):
-            channel.idle_since = tx.now
+        _idle_from_now(tx, worker)
     emit(tx, "worker.activity.update", resource=worker, worker=worker,
          description=f"Worker {worker.friendly_name} updated to {activity.friendly_name} Activity",
          data={
@@ -178,6 +178,23 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
 
 
 _CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
+
+
+_IDLE_FROM = (update(WorkerChannel.__table__)
+              .where(WorkerChannel.__table__.c.worker_sid == bindparam("of_worker"))
+              .values(idle_since=bindparam("idle_since")))
+
+
+def _idle_from_now(tx: Tx, worker: Worker) -> None:
+    """Every channel of a worker who just became available counts as idle from now.
+
+    One statement; channels already loaded in this transaction are told the value as already written
+    (through the ORM this was one UPDATE per channel, and a load of every channel first).
+    """
+    tx.session.connection().execute(_IDLE_FROM, {"of_worker": worker.sid, "idle_since": tx.now})
+    for channel in tx.session.identity_map.values():
+        if isinstance(channel, WorkerChannel) and channel.worker_sid == worker.sid:
+            set_committed_value(channel, "idle_since", tx.now)
 
 
 def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
