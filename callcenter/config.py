@@ -49,6 +49,12 @@ def load_config() -> dict[str, Any]:
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
         # The dashboard's service level: calls answered within this many seconds of entering a queue.
         "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),
+        # A web sign-in ends this long after it started, or after this long without a request (callcenter/web/auth.py).
+        "SESSION_LIFETIME_HOURS": float(os.environ.get("SESSION_LIFETIME_HOURS", "12")),
+        "SESSION_IDLE_MINUTES": float(os.environ.get("SESSION_IDLE_MINUTES", "120")),
+        # Live updates: open streams per user and process (each holds a thread), and how long one lasts.
+        "LIVE_STREAMS_PER_USER": int(os.environ.get("LIVE_STREAMS_PER_USER", "4")),
+        "LIVE_STREAM_SECONDS": float(os.environ.get("LIVE_STREAM_SECONDS", "300")),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
         # Set by `python app.py` when no Twilio credentials are configured: the phone simulator plays Twilio

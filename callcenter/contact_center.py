@@ -9,10 +9,12 @@ running app the loaded contact center (sids resolved once per process).
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import click
 from flask import Flask, current_app
@@ -114,6 +116,8 @@ class Spec:
     voice: VoiceSettings
     menu: Menu
     agents: tuple[AgentSpec, ...]
+    # The contact center's own time zone (IANA name): where the dashboard's "today" starts and ends.
+    timezone: str = "UTC"
 
 
 @dataclass
@@ -135,6 +139,10 @@ class ContactCenter:
     def menu(self) -> Menu:
         return self.spec.menu
 
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.spec.timezone)
+
     def activity_for(self, role: str) -> str:
         return self.role_sids[role]
 
@@ -142,18 +150,63 @@ class ContactCenter:
 # -- reading the file -------------------------------------------------------------------------------
 
 def read_spec(path: str | Path) -> Spec:
-    """Parse and check a contact-center file; SpecError names the first problem and where it is."""
+    """Parse and check a contact-center file; SpecError names the first problem and where it is (the
+    setting, and the file's line when it can be found)."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        content = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
+    try:
+        raw = tomllib.loads(content)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: {err}") from None
-    return parse_spec(raw)
+    try:
+        return parse_spec(raw)
+    except SpecError as err:
+        line = line_of(content, str(err).split(":", 1)[0])
+        if line is None:
+            raise
+        raise SpecError(f"{path}, line {line}: {err}") from None
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*=")
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def line_of(content: str, where: str) -> int | None:
+    """The line of a TOML file that holds the setting `where` (`workspace.timezone`, `queues[0].target_workers`),
+    or the header of its table when the key itself is not there; None when neither is found."""
+    wanted: list[str | int] = [int(index) if index else name for name, index in _PART.findall(where)]
+    if not wanted or not isinstance(wanted[0], str):
+        return None
+    table: list[str | int] = []
+    seen: dict[str, int] = {}
+    best, best_depth = None, 0
+    for number, line in enumerate(content.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            names: list[str | int] = [part.strip() for part in header.group(2).split(".")]
+            if header.group(1) == "[[":
+                seen[header.group(2)] = seen.get(header.group(2), -1) + 1
+                names.append(seen[header.group(2)])
+            table = names
+            found = table
+        else:
+            key = _KEY.match(line)
+            if not key:
+                continue
+            found = table + key.group(1).split(".")
+        if len(found) > best_depth and wanted[:len(found)] == found:
+            best, best_depth = number, len(found)
+    return best
 
 
 def parse_spec(raw: dict[str, Any]) -> Spec:
     workspace = _table(raw, "workspace")
+    if "timezone" in raw:
+        raise SpecError("timezone: the contact center's time zone goes in [workspace] (workspace.timezone)")
+    timezone = _timezone(workspace.get("timezone", "UTC"))
     activities = []
     for index, item in enumerate(raw.get("activities", [])):
         where = f"activities[{index}]"
@@ -230,7 +283,22 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
         voice=voice,
         menu=_menu(raw.get("menu", {})),
         agents=tuple(agents),
+        timezone=timezone,
     )
+
+
+def _timezone(name: Any) -> str:
+    try:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError
+        ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        if not available_timezones():
+            raise SpecError(f"workspace.timezone: {name!r}: this machine has no time zone database; install the "
+                            "tzdata package (pip install tzdata)") from None
+        raise SpecError(f"workspace.timezone: {name!r} is not a time zone: use an IANA name such as "
+                        "\"America/New_York\" or \"Europe/Paris\" (or \"UTC\")") from None
+    return name
 
 
 def _voice(raw: dict[str, Any]) -> VoiceSettings:

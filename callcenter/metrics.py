@@ -2,9 +2,10 @@
 
 Two sources, so that several gunicorn processes report one truth:
 - The database, read at scrape time (`DatabaseCollector`): tasks by status, waiting tasks and the
-  oldest one's age per queue, reservations by outcome (counted from the events table, which keeps
-  every state change), outbox messages pending or abandoned, and how long the oldest due timer has
-  been waiting to fire (near zero while sweepers keep up). Any process answers the same.
+  oldest one's age per queue, reservations by outcome (running totals that each scrape brings up to
+  date with the events written since the last one: `callcenter.reservation_counts`), outbox messages
+  pending or abandoned, and how long the oldest due timer has been waiting to fire (near zero while
+  sweepers keep up). Any process answers the same.
 - Each process's own observations: callback deliveries (latency histogram, failed attempts,
   abandoned messages; `outbox.DELIVERY_OBSERVERS`) and the lag of each fired timer (now - due_at;
   `timers.FIRED_OBSERVERS`). With several processes, set
@@ -23,15 +24,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import and_, func, select
 
+from callcenter.reservation_counts import OUTCOMES as RESERVATION_OUTCOMES
+from callcenter.reservation_counts import count_reservations
 from callcenter.routing import Router
-from callcenter.routing.models import TASK_STATUSES, Event, OutboxMessage, Task, TaskQueue, Timer
+from callcenter.routing.models import TASK_STATUSES, OutboxMessage, Task, TaskQueue, Timer
 from callcenter.routing.outbox import DELIVERY_OBSERVERS
 from callcenter.routing.timers import FIRED_OBSERVERS, HANDLERS
 
 log = logging.getLogger("callcenter.metrics")
-
-RESERVATION_OUTCOMES = ("created", "accepted", "rejected", "timeout", "canceled", "rescinded", "completed",
-                        "wrapup", "failed")
 
 # Not in the default registry: each scrape builds its own (see `render`).
 CALLBACK_SECONDS = Histogram(
@@ -85,6 +85,8 @@ class DatabaseCollector:
 
     def _read(self) -> list:
         now = self.router.clock.now()
+        # Its own short transactions: it adds the events written since the last scrape to the totals.
+        reservations = count_reservations(self.router)
         with self.router.read() as session:
             task_counts = session.execute(
                 select(Task.workspace_sid, Task.assignment_status, func.count())
@@ -95,10 +97,6 @@ class DatabaseCollector:
                 .outerjoin(Task, and_(Task.task_queue_sid == TaskQueue.sid,
                                       Task.assignment_status.in_(("pending", "reserved"))))
                 .group_by(TaskQueue.workspace_sid, TaskQueue.sid, TaskQueue.friendly_name)).all()
-            reservations = session.execute(
-                select(Event.workspace_sid, Event.event_type, func.count())
-                .where(Event.event_type.in_([f"reservation.{outcome}" for outcome in RESERVATION_OUTCOMES]))
-                .group_by(Event.workspace_sid, Event.event_type)).all()
             outbox = session.execute(
                 select(OutboxMessage.kind, OutboxMessage.status, func.count(), func.min(OutboxMessage.created_at))
                 .group_by(OutboxMessage.kind, OutboxMessage.status)).all()
@@ -124,8 +122,9 @@ class DatabaseCollector:
 
         outcomes = CounterMetricFamily("callcenter_reservations", "Reservations by outcome (from the events table)",
                                        labels=["workspace_sid", "outcome"])
-        for ws, event_type, count in sorted(reservations):
-            outcomes.add_metric([ws, event_type.removeprefix("reservation.")], count)
+        for ws in sorted({ws for ws, _ in reservations}):
+            for outcome in RESERVATION_OUTCOMES:
+                outcomes.add_metric([ws, outcome], reservations.get((ws, outcome), 0))
 
         messages = GaugeMetricFamily("callcenter_outbox_messages",
                                      "Callbacks waiting to be delivered (pending) or given up (dead)",

@@ -4,6 +4,7 @@ Alembic (`callcenter/migrations/env.py`) and the tests import this module, so th
 any area of the product is part of the schema they build and compare.
 """
 
+from callcenter import reservation_counts  # noqa: F401  (registers the /metrics running totals)
 from callcenter.routing.models import Base
 from callcenter.sms import models as sms_models  # noqa: F401  (registers the SMS table)
 from callcenter.voice import instructions as voice_instructions  # noqa: F401  (registers voice_instructions)

@@ -195,6 +195,131 @@ def test_metrics_report_tasks_waiting_age_reservations_and_timer_lag(app, center
         == value(text, "callcenter_timer_lag_seconds_bucket", **on_time)
 
 
+def reservation_events_in_table(router) -> dict:
+    """What a full count of the events table says (the old, slow way): the truth the running totals must match."""
+    from sqlalchemy import func, select
+
+    from callcenter.reservation_counts import EVENT_TYPES
+    from callcenter.routing.models import Event
+
+    with router.read() as session:
+        rows = session.execute(select(Event.workspace_sid, Event.event_type, func.count())
+                               .where(Event.event_type.in_(EVENT_TYPES))
+                               .group_by(Event.workspace_sid, Event.event_type)).all()
+    return {(ws, event_type.removeprefix("reservation.")): count for ws, event_type, count in rows}
+
+
+def a_few_reservations(center) -> None:
+    """Three reservations created: one rejected, one accepted and completed, one still pending."""
+    center.workflow(default=center.queue())
+    center.worker("alice")
+    first = center.task()
+    center.reject(center.pending_reservation(first).sid)  # not offered to alice again in this step
+    center.worker("bob")
+    center.accept(center.pending_reservation(first).sid)
+    center.complete(first)
+    center.task()  # alice
+
+
+def test_reservation_counter_adds_only_events_written_since_the_last_scrape(app, center):
+    from callcenter.reservation_counts import reservation_totals
+
+    a_few_reservations(center)
+    first = scrape(app)
+    assert value(first, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 3
+    assert value(first, "callcenter_reservations_total", workspace_sid=center.ws, outcome="rejected") == 1
+    assert value(first, "callcenter_reservations_total", workspace_sid=center.ws, outcome="completed") == 1
+    assert 'outcome="rescinded"' in first  # every outcome of a workspace is there, from zero
+
+    again = scrape(app)  # nothing new: the same values, nothing counted twice
+    center.task()
+    later = scrape(app)
+
+    assert value(again, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 3
+    assert value(later, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 4
+    assert reservation_totals(center.router) == reservation_events_in_table(center.router)
+
+
+def test_reservation_counter_is_the_same_from_another_process_and_after_a_restart(app, center, database_url):
+    from callcenter.routing import Router
+
+    a_few_reservations(center)
+    before = value(scrape(app), "callcenter_reservations_total", workspace_sid=center.ws, outcome="created")
+    center.task()  # written after the first process's last scrape
+    other = Router(database_url)  # another gunicorn process, or this one restarted: nothing in memory
+    try:
+        elsewhere = value(render(other).decode(), "callcenter_reservations_total", workspace_sid=center.ws,
+                          outcome="created")
+    finally:
+        other.dispose()
+    here = value(scrape(app), "callcenter_reservations_total", workspace_sid=center.ws, outcome="created")
+
+    assert (before, elsewhere, here) == (3, 4, 4)
+
+
+def test_reservation_counter_catches_up_on_a_long_history_a_bounded_step_per_scrape(app, center, monkeypatch):
+    import callcenter.reservation_counts as reservation_counts
+
+    a_few_reservations(center)
+    truth = reservation_events_in_table(center.router)
+    monkeypatch.setattr(reservation_counts, "MAX_EVENTS_PER_SCRAPE", 3)  # as if millions of events were there
+    seen = []
+    for _ in range(40):
+        seen.append(value(scrape(app), "callcenter_reservations_total", workspace_sid=center.ws, outcome="created"))
+
+    assert seen == sorted(seen) and seen[0] < truth[(center.ws, "created")]  # a counter: it never goes back
+    assert reservation_counts.reservation_totals(center.router) == truth
+
+
+def test_two_scrapes_reading_at_once_count_each_event_once(app, center):
+    from callcenter.reservation_counts import add_new_events, read_new_events, reservation_totals
+
+    a_few_reservations(center)
+    here, there = read_new_events(center.router), read_new_events(center.router)  # two processes, same moment
+
+    assert add_new_events(center.router, here) is True
+    assert add_new_events(center.router, there) is False  # the cursor moved: its counts are not added again
+    assert reservation_totals(center.router) == reservation_events_in_table(center.router)
+
+
+def test_an_event_that_commits_after_a_newer_one_is_still_counted_on_postgresql(app, center, database_url):
+    """Workspaces write in parallel on PostgreSQL: a transaction can take an event id and commit after a
+    later id of another workspace was counted."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: ids commit in order")
+    from sqlalchemy import create_engine, insert, text
+    from sqlalchemy.pool import NullPool
+
+    from callcenter.reservation_counts import reservation_totals
+    from callcenter.routing import workspaces
+    from callcenter.routing.db import lock_workspace
+    from callcenter.routing.models import Event
+
+    other_ws = workspaces.create_workspace(center.router, account_sid=ACCOUNT_SID, friendly_name="Other").sid
+    slow = create_engine(database_url, poolclass=NullPool)
+    try:
+        with slow.connect() as connection:
+            transaction = connection.begin()
+            lock_workspace(connection, other_ws)  # as the engine does: this workspace's writer, still running
+            connection.execute(insert(Event.__table__).values(
+                sid="EV" + "0" * 32, workspace_sid=other_ws, account_sid=ACCOUNT_SID, event_type="reservation.created",
+                event_date=center.clock.now(), resource_type="reservation", resource_sid="WR" + "0" * 32,
+                description="taken first, committed last", event_data="{}"))
+            a_few_reservations(center)  # later ids, committed now
+
+            during = scrape(app)
+            transaction.commit()
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+        after = scrape(app)
+    finally:
+        slow.dispose()
+
+    assert value(during, "callcenter_reservations_total", workspace_sid=other_ws, outcome="created") == 0
+    assert value(after, "callcenter_reservations_total", workspace_sid=other_ws, outcome="created") == 1
+    assert value(after, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 3
+    assert reservation_totals(center.router) == reservation_events_in_table(center.router)
+
+
 def test_metrics_count_callback_latency_failures_and_abandoned_messages(app, center):
     center.workflow(default=center.queue(), assignment_callback_url="https://app.example/assignment")
     center.worker("alice")

@@ -19,7 +19,7 @@ csrf = CSRFProtect()
 
 def error_body(status: int, message: str, code: int | None = None) -> dict:
     """The Twilio-style error every fetch of the pages gets back."""
-    code = code or {400: 20001, 401: 20003, 403: 20403, 404: 20404, 409: 20409, 410: 20409}.get(status, 20500)
+    code = code or {400: 20001, 401: 20003, 403: 20403, 404: 20404, 409: 20409, 410: 20409, 429: 20429}.get(status, 20500)
     return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
             "status": status}
 
@@ -114,6 +114,8 @@ def register(app: Flask) -> None:
     # Over https (the public URL says so), the session cookie never travels in clear.
     app.config.setdefault("SESSION_COOKIE_SECURE", str(app.config.get("PUBLIC_BASE_URL") or "").startswith("https://"))
     app.config.setdefault("SERVICE_LEVEL_SECONDS", 20)
+    # The browser forgets the cookie when the session's lifetime is over (the server refuses it anyway).
+    app.config["PERMANENT_SESSION_LIFETIME"] = auth.session_limits(app).lifetime
     csrf.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(bp)

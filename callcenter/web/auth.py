@@ -1,28 +1,37 @@
 """Signing in and out, who is signed in, and the `flask users` commands that create the accounts.
 
-Sessions are Flask's signed cookies (SECRET_KEY); passwords are stored as werkzeug scrypt hashes.
+A sign-in is a row of `web_sessions`; the session cookie (Flask's, signed with SECRET_KEY) carries
+only its random token. A session ends when its user signs out (that row), signs out everywhere or
+changes password (all their rows), a supervisor signs an agent out, or it expires: after
+SESSION_LIFETIME_HOURS from sign-in, or SESSION_IDLE_MINUTES without a request. A copied cookie
+is worth nothing once its row is gone. Passwords are stored as werkzeug scrypt hashes.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from callcenter.database import get_router
+from callcenter.routing import Router
 from callcenter.routing.models import Worker
 
 from . import guard
-from .models import ROLES, WebUser
+from .models import ROLES, WebSession, WebUser
 
 bp = Blueprint("auth", __name__)
 guard(bp)
@@ -31,25 +40,86 @@ HASH_METHOD = "scrypt"
 MIN_PASSWORD_LENGTH = 8
 # Compared against when the username is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password of anyone", method=HASH_METHOD)
+# A session's `last_seen` is written at most once a minute (a page fetches on every live notice).
+LAST_SEEN_PRECISION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    lifetime: timedelta  # from sign-in, whatever happens
+    idle: timedelta  # without a request
+
+
+def session_limits(app: Flask) -> SessionLimits:
+    return SessionLimits(timedelta(hours=float(app.config.get("SESSION_LIFETIME_HOURS", 12))),
+                         timedelta(minutes=float(app.config.get("SESSION_IDLE_MINUTES", 120))))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def load_user() -> None:
-    """Before each request of the web pages: the signed-in user, or None."""
-    g.user = None
-    user_id = session.get("user_id")
-    if user_id is None:
+    """Before each request of the web pages: the signed-in user (and their session's id), or None."""
+    g.user = g.web_session_id = None
+    token = session.get("session_token")
+    if not isinstance(token, str):
+        if session.get("user_id") is not None:
+            session.clear()  # a cookie from before sessions were kept on the server: sign in again
         return
-    with get_router().read() as db:
-        user = db.get(WebUser, user_id)
-    # A password change signs out the other sessions: the session remembers the hash it signed in with.
-    if user is None or session.get("password_tag") != _password_tag(user):
+    router = get_router()
+    now = router.clock.now()
+    with router.read() as db:
+        found = db.execute(select(WebSession, WebUser).join(WebUser, WebUser.id == WebSession.user_id)
+                           .where(WebSession.token_hash == _token_hash(token))).first()
+    if found is None:  # signed out, here or everywhere, or the password changed
         session.clear()
         return
-    g.user = user
+    web_session, user = found
+    limits = session_limits(current_app)
+    if now >= web_session.date_created + limits.lifetime or now >= web_session.last_seen + limits.idle:
+        end_sessions(router, session_ids=[web_session.id])
+        session.clear()
+        flash("Your session has expired: sign in again.")
+        return
+    if now - web_session.last_seen >= min(LAST_SEEN_PRECISION, limits.idle / 4):
+        with router.transaction(None) as tx:
+            tx.session.execute(update(WebSession).where(WebSession.id == web_session.id).values(last_seen=now))
+    g.user, g.web_session_id = user, web_session.id
 
 
-def _password_tag(user: WebUser) -> str:
-    return user.password_hash[-12:]
+def start_session(user: WebUser) -> None:
+    """A new session for `user` in a fresh cookie (nothing of the one before survives: session fixation)."""
+    router = get_router()
+    limits = session_limits(current_app)
+    token = secrets.token_urlsafe(32)
+    with router.transaction(None) as tx:
+        # Sessions nobody signed out of: gone once they can no longer be used.
+        tx.session.execute(delete(WebSession).where(or_(WebSession.date_created <= tx.now - limits.lifetime,
+                                                        WebSession.last_seen <= tx.now - limits.idle)))
+        tx.session.add(WebSession(token_hash=_token_hash(token), user_id=user.id, date_created=tx.now,
+                                  last_seen=tx.now))
+    session.clear()
+    session.permanent = True  # the browser drops the cookie after PERMANENT_SESSION_LIFETIME too
+    session["session_token"] = token
+
+
+def end_sessions(router: Router, *, session_ids: list[int] | None = None, user_id: int | None = None) -> int:
+    """End these sessions, or every session of `user_id`; returns how many there were. This process's live
+    streams of them stop at once; another process's when they reach LIVE_STREAM_SECONDS."""
+    if session_ids is not None:
+        query = delete(WebSession).where(WebSession.id.in_(session_ids))
+    else:
+        query = delete(WebSession).where(WebSession.user_id == user_id)
+    with router.transaction(None) as tx:
+        ended = list(tx.session.scalars(query.returning(WebSession.id)))
+    _sessions_ended(ended)
+    return len(ended)
+
+
+def _sessions_ended(session_ids: list[int]) -> None:
+    for listener in current_app.extensions.get("session_end_listeners", []):
+        listener(session_ids)
 
 
 class FailedSignIns:
@@ -143,9 +213,7 @@ def login():
         if error:
             attempts.failed(username, request.remote_addr or "")
         else:
-            session.clear()  # a new session on sign-in: nothing from before survives (session fixation)
-            session["user_id"] = user.id
-            session["password_tag"] = _password_tag(user)
+            start_session(user)
             target = request.args.get("next", "")
             # Only a path of this site: never an absolute or scheme-relative URL (open redirect).
             if not is_local_path(target):
@@ -157,9 +225,26 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Sign out this browser: its session ends on the server, so a copy of the cookie no longer works."""
+    if g.get("web_session_id") is not None:
+        end_sessions(get_router(), session_ids=[g.web_session_id])
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/everywhere")
+@login_required()
+def logout_everywhere():
+    """Sign out every browser of this user (a lost phone, a shared computer)."""
+    ended = end_sessions(get_router(), user_id=g.user.id)
+    session.clear()
+    flash(f"You are signed out everywhere ({plural(ended, 'session')} ended).")
+    return redirect(url_for("auth.login"))
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 @bp.get("/")
@@ -201,6 +286,7 @@ def create_user(username: str, password: str, role: str, worker_sid: str | None)
 
 
 def set_password(username: str, password: str) -> None:
+    """Change a user's password; every session of theirs ends in the same transaction."""
     _check_password(password)
     with get_router().transaction(None) as tx:
         user = tx.session.scalar(select(WebUser).where(WebUser.username == username))
@@ -208,6 +294,19 @@ def set_password(username: str, password: str) -> None:
             raise UserError(f"No user named {username!r}")
         user.password_hash = generate_password_hash(password, method=HASH_METHOD)
         user.date_updated = tx.now
+        ended = list(tx.session.scalars(delete(WebSession).where(WebSession.user_id == user.id)
+                                        .returning(WebSession.id)))
+    _sessions_ended(ended)
+
+
+def sign_out_everywhere(username: str) -> int:
+    """End every session of `username`; returns how many there were."""
+    router = get_router()
+    with router.read() as db:
+        user_id = db.scalar(select(WebUser.id).where(WebUser.username == username))
+    if user_id is None:
+        raise UserError(f"No user named {username!r}")
+    return end_sessions(router, user_id=user_id)
 
 
 def _check_password(password: str) -> None:
@@ -262,6 +361,17 @@ def set_password_command(username: str, password: str) -> None:
     except UserError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Password of {username} changed.")
+
+
+@users_cli.command("sign-out")
+@click.argument("username")
+def sign_out_command(username: str) -> None:
+    """End every session of a user, on every browser."""
+    try:
+        ended = sign_out_everywhere(username)
+    except UserError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Signed {username} out everywhere ({plural(ended, 'session')} ended).")
 
 
 def _workspace_sid() -> str | None:

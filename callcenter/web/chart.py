@@ -1,13 +1,16 @@
 """The dashboard's chart of the day, as inline SVG drawn on the server: no script, no library, no CDN.
 
 Waiting calls are sampled every 15 minutes (a line); the service level of each hour is the share of
-the calls that reached a queue in that hour and were answered within the threshold (bars).
+the calls that reached a queue in that hour and were answered within the threshold (bars). The day is
+the contact center's, in its time zone: hours are counted from its local midnight and labelled with
+the local time, so a day the clocks change has 23 or 25 of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from callcenter.voice.models import Call
 
@@ -46,7 +49,20 @@ def hourly_service_level(calls: Sequence[Call], day: datetime, now: datetime, th
     return [round(100 * good / total) if total else None for good, total in zip(in_time, offered, strict=True)]
 
 
-def day_chart(calls: Sequence[Call], day: datetime, now: datetime, threshold: int) -> str:
+def day_chart(calls: Sequence[Call], day: datetime, day_end: datetime, now: datetime, threshold: int,
+              zone: ZoneInfo) -> str:
+    """The chart from `day` to `day_end` (naive UTC: the contact center's local midnights) as of `now`."""
+    length = (day_end - day).total_seconds()
+    hours = int(-(-length // 3600))  # 23, 24 or 25 (and 23.5 or 24.5 where clocks move by half an hour)
+    clocks_change = length != 86400
+
+    def local(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=UTC).astimezone(zone)
+
+    def hour_label(moment: datetime) -> str:
+        # The day the clocks go back has two 01:00s: the zone's abbreviation tells them apart.
+        return f"{local(moment):%H:%M %Z}" if clocks_change else f"{local(moment):%H:%M}"
+
     samples: list[tuple[datetime, int]] = []
     moment = day
     while moment < now:
@@ -58,30 +74,33 @@ def day_chart(calls: Sequence[Call], day: datetime, now: datetime, threshold: in
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(moment: datetime) -> float:
-        return LEFT + plot_w * (moment - day).total_seconds() / 86400
+        return LEFT + plot_w * (moment - day).total_seconds() / length
 
     def y_count(count: float) -> float:
         return TOP + plot_h * (1 - count / top)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" role="img" '
              f'aria-labelledby="chart-title"><title id="chart-title">Callers waiting (line) and service level '
-             f'within {threshold} s per hour (bars), today (UTC)</title>']
+             f'within {threshold} s per hour (bars), today ({zone.key})</title>']
     for hour, level in enumerate(levels):
         if level is None:
             continue
         bar_h = plot_h * level / 100
         start = day + timedelta(hours=hour)
+        width = x(min(start + timedelta(hours=1), day_end)) - x(start)
         parts.append(f'<rect class="sl" x="{x(start) + 1:.1f}" y="{TOP + plot_h - bar_h:.1f}" '
-                     f'width="{plot_w / 24 - 2:.1f}" height="{bar_h:.1f}"><title>{start:%H}:00 service level '
+                     f'width="{max(width - 2, 1):.1f}" height="{bar_h:.1f}"><title>{hour_label(start)} service level '
                      f'{level}%</title></rect>')
     for fraction in (0, 0.5, 1):
         y = TOP + plot_h * (1 - fraction)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{round(top * fraction)}</text>')
         parts.append(f'<text class="axis sl-axis" x="{WIDTH - RIGHT + 4}" y="{y + 4:.1f}">{round(100 * fraction)}%</text>')
-    for hour in range(0, 25, 3):
-        parts.append(f'<text class="axis" x="{x(day + timedelta(hours=hour)):.1f}" y="{HEIGHT - 8}" '
-                     f'text-anchor="middle">{hour:02d}</text>')
+    ticks = [(day + timedelta(hours=hour), f"{local(day + timedelta(hours=hour)):%H}") for hour in range(0, hours, 3)]
+    if hours - 3 * (len(ticks) - 1) >= 2:  # the day's end, unless it would sit on the last tick's label
+        ticks.append((day_end, "24"))
+    for moment, label in ticks:
+        parts.append(f'<text class="axis" x="{x(moment):.1f}" y="{HEIGHT - 8}" text-anchor="middle">{label}</text>')
     points = " ".join(f"{x(moment):.1f},{y_count(count):.1f}" for moment, count in samples)
     parts.append(f'<polyline class="waiting" points="{points}"/>')
     parts.append("</svg>")

@@ -19,8 +19,9 @@ from callcenter.routing.errors import InvalidParameter, RoutingError
 from callcenter.routing.expressions import ExpressionError, compile_expression
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow
 
-from . import bp
-from .auth import login_required, wants_json
+from . import bp, error_body
+from .auth import end_sessions, login_required, plural, wants_json
+from .models import WebUser
 from .snapshots import dashboard_snapshot
 
 
@@ -56,6 +57,27 @@ def set_agent_activity(worker_sid: str):
     worker = workers.update_worker(get_router(), center.workspace_sid, worker_sid, activity_sid=activity.sid,
                                    reject_pending_reservations=not activity.available)
     message = f"{worker.friendly_name} is now {activity.friendly_name}."
+    if wants_json():
+        return jsonify(_snapshot() | {"message": message})
+    flash(message)
+    return redirect(url_for("web.dashboard"))
+
+
+@bp.post("/dashboard/agents/<worker_sid>/sign-out")
+@login_required("supervisor")
+def sign_out_agent(worker_sid: str):
+    """End every session of the agent's sign-in (a lost phone, a console left open on a shared desk)."""
+    worker = _row(Worker, worker_sid)
+    with get_router().read() as session:
+        user_id = session.scalar(select(WebUser.id).where(WebUser.worker_sid == worker.sid))
+    if user_id is None:
+        message = f"{worker.friendly_name} has no sign-in."
+        if wants_json():
+            return jsonify(error_body(404, message)), 404
+        flash(message)
+        return redirect(url_for("web.dashboard"))
+    ended = end_sessions(get_router(), user_id=user_id)
+    message = f"{worker.friendly_name} is signed out everywhere ({plural(ended, 'session')} ended)."
     if wants_json():
         return jsonify(_snapshot() | {"message": message})
     flash(message)

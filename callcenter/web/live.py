@@ -7,6 +7,11 @@ its JSON snapshot. Where the notices come from depends on the database:
 - PostgreSQL (any number of processes): every process publishes its committed events with
   `pg_notify`, and one thread per process LISTENs and feeds its hub, so a change made by any
   process (or the sweeper of another) reaches the pages served by all of them.
+
+Each open stream holds a server thread, so a user has at most LIVE_STREAMS_PER_USER of them per
+process (more get 429 with Retry-After), and a stream ends after LIVE_STREAM_SECONDS (the browser
+reconnects by itself), when its session ends, or when the client is gone (noticed at the next
+write, a keep-alive at the latest).
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ import logging
 import queue
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from callcenter.database import get_router
 
-from . import bp
+from . import bp, error_body
 from .auth import login_required
 
 log = logging.getLogger("callcenter.web")
@@ -45,12 +51,18 @@ def notice_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     return notice
 
 
+class TooManyStreams(Exception):
+    """The user already has as many open streams in this process as they may."""
+
+
 class Subscription:
     """One open event stream: notices wait here until the stream's response sends them."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, user_id: int | None = None, session_id: int | None = None) -> None:
         self.hub = hub
+        self.user_id, self.session_id = user_id, session_id
         self.notices: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=SUBSCRIBER_BACKLOG)
+        self.ended = False
 
     def get(self, timeout: float) -> dict[str, Any] | None:
         try:
@@ -58,7 +70,16 @@ class Subscription:
         except queue.Empty:
             return None
 
+    def end(self) -> None:
+        """Its session ended: the stream stops at once instead of at its next notice or keep-alive."""
+        self.ended = True
+        try:
+            self.notices.put_nowait({"ws": None, "events": [], "ended": True})  # wakes the waiting stream
+        except queue.Full:
+            pass  # it has notices to read: it finds `ended` after the next one
+
     def close(self) -> None:
+        """Release its place (idempotent: the end of the body and the response's close both call it)."""
         self.hub.unsubscribe(self)
 
 
@@ -78,13 +99,25 @@ class Hub:
             router.listeners.append(self._publish_here)
 
     # -- the streams -----------------------------------------------------------------------------
-    def subscribe(self) -> Subscription:
+    def subscribe(self, user_id: int | None = None, session_id: int | None = None, *,
+                  limit: int | None = None) -> Subscription:
+        """A new subscription; TooManyStreams if `user_id` already holds `limit` of them."""
         if self.postgres:
             self._start_listener()
-        subscription = Subscription(self)
         with self._lock:
+            if limit is not None and sum(1 for s in self._subscriptions if s.user_id == user_id) >= limit:
+                raise TooManyStreams(user_id)
+            subscription = Subscription(self, user_id, session_id)
             self._subscriptions.add(subscription)
         return subscription
+
+    def end_sessions(self, session_ids: list[int]) -> None:
+        """Signed out: the streams of these sessions stop now."""
+        ended = set(session_ids)
+        with self._lock:
+            subscriptions = [s for s in self._subscriptions if s.session_id in ended]
+        for subscription in subscriptions:
+            subscription.end()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
@@ -199,12 +232,11 @@ def hub_of(app: Flask) -> Hub:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["live_updates"] = Hub(app)
+    app.extensions["live_updates"] = hub = Hub(app)
+    app.extensions.setdefault("session_end_listeners", []).append(hub.end_sessions)
 
 
 # -- the stream ---------------------------------------------------------------------------------------
-
-
 
 def _concerns(notice: dict[str, Any], workspace_sid: str, worker_sid: str | None) -> bool:
     """Supervisors hear about their workspace; an agent only about their own worker."""
@@ -225,17 +257,35 @@ def stream():
     worker_sid = None if g.user.is_supervisor else g.user.worker_sid
     heartbeat = float(current_app.config.get("LIVE_HEARTBEAT_SECONDS", 15))
     # A stream ends after a while and the browser reconnects (and re-fetches): no server worker is held forever.
-    lifetime = float(current_app.config.get("LIVE_STREAM_SECONDS", 300))
+    lifetime = timedelta(seconds=float(current_app.config.get("LIVE_STREAM_SECONDS", 300)))
+    limit = int(current_app.config.get("LIVE_STREAMS_PER_USER", 4))
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":
+        return Response(mimetype="text/event-stream", headers=headers)  # no body: nothing to hold
     hub = hub_of(current_app)
+    try:
+        subscription = hub.subscribe(g.user.id, g.web_session_id, limit=limit)
+    except TooManyStreams:
+        # A page that was closed without a goodbye keeps its place until its next keep-alive finds it gone.
+        retry = max(1, round(heartbeat))
+        refused = jsonify(error_body(429, f"Too many live pages open: {limit} per user. Close one, or try again "
+                                          f"in {retry} s.", 20429))
+        refused.status_code = 429
+        refused.headers["Retry-After"] = str(retry)
+        return refused
+    clock = get_router(current_app).clock
+    ends = clock.now() + lifetime
 
     def events():
-        # Subscribed when the body starts: a HEAD, or a client gone before the first byte, holds nothing.
-        subscription = hub.subscribe()
         try:
             yield "retry: 2000\n: connected\n\n"
-            ends = time.monotonic() + lifetime
-            while time.monotonic() < ends:
-                notice = subscription.get(timeout=heartbeat)
+            while not subscription.ended:
+                remaining = (ends - clock.now()).total_seconds()
+                if remaining <= 0:
+                    break
+                notice = subscription.get(timeout=min(heartbeat, remaining))
+                if subscription.ended or clock.now() >= ends:
+                    break
                 if notice is None:
                     yield ": keep-alive\n\n"
                 elif _concerns(notice, workspace_sid, worker_sid):
@@ -245,5 +295,8 @@ def stream():
         finally:
             subscription.close()
 
-    return Response(events(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response = Response(events(), mimetype="text/event-stream", headers=headers)
+    # The place is taken now: released when the body ends, or when the server closes a response whose body
+    # never started (the client went away first).
+    response.call_on_close(subscription.close)
+    return response

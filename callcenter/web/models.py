@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, String
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.routing.models import SID, Base
@@ -35,3 +35,18 @@ class WebUser(Base):
     @property
     def is_supervisor(self) -> bool:
         return self.role == "supervisor"
+
+
+class WebSession(Base):
+    """One signed-in browser. The session cookie carries a random token; this row is what makes it valid, so
+    signing out (deleting the row) makes every copy of the cookie worthless."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # SHA-256 of the cookie's token: the table alone signs nobody in.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"), index=True)
+    date_created: Mapped[datetime] = mapped_column(DateTime)
+    # The last request seen, to the minute (see auth.LAST_SEEN_PRECISION): the idle timeout counts from it.
+    last_seen: Mapped[datetime] = mapped_column(DateTime)

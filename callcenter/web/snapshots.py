@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 
@@ -133,15 +134,24 @@ class QueueDay:
         }
 
 
-def start_of_day(now: datetime) -> datetime:
-    """Midnight UTC (times are stored in naive UTC)."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def today(now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The contact center's day around `now`: from its local midnight to the next, as naive UTC (the form times
+    are stored in). 24 hours long, or 23 and 25 on the days the clocks change."""
+    local_date = now.replace(tzinfo=UTC).astimezone(zone).date()
+
+    def midnight(day) -> datetime:
+        # A midnight the clocks skip (a few zones change at 00:00) resolves to the moment the day begins.
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+    return midnight(local_date), midnight(local_date + timedelta(days=1))
 
 
 def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seconds: int) -> dict[str, Any]:
-    """Per queue, per agent, today's missed calls and the day's chart, as of now."""
+    """Per queue, per agent, today's missed calls and the day's chart, as of now; "today" is the contact
+    center's (`[workspace] timezone`)."""
     now = router.clock.now()
-    day = start_of_day(now)
+    zone = center.zone
+    day, day_end = today(now, zone)
     with router.read() as session:
         queues = session.scalars(select(TaskQueue).where(TaskQueue.workspace_sid == center.workspace_sid)
                                  .order_by(TaskQueue.friendly_name)).all()
@@ -177,6 +187,8 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
             setattr(total, name, getattr(total, name) + getattr(tally, name))
     return {
         "now": iso(now),
+        "timezone": center.spec.timezone,
+        "day_started": iso(day),
         "service_level_seconds": service_level_seconds,
         "queues": queue_rows,
         "totals": total.numbers() | {"waiting": sum(row["waiting"] for row in queue_rows)},
@@ -184,7 +196,7 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
         "activities": activities,
         "missed_calls": missed,
         "waiting_calls": waiting_calls,
-        "chart_svg": day_chart(calls, day, now, service_level_seconds),
+        "chart_svg": day_chart(calls, day, day_end, now, service_level_seconds, zone),
     }
 
 

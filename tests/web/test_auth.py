@@ -163,3 +163,148 @@ def test_repeated_failed_sign_ins_are_slowed_down_for_that_user(browser):
         assert wrong.status_code == 401
     blocked = browser.client.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
     assert blocked.status_code == 429 and b"Too many failed sign-ins" in blocked.data
+
+
+# -- sessions on the server ---------------------------------------------------------------------------
+
+def with_cookie(app, cookie: str) -> Browser:
+    """A browser holding a copy of a session cookie (as a thief would)."""
+    thief = Browser(app)
+    thief.client.set_cookie("session", cookie)
+    return thief
+
+
+def test_a_copied_cookie_stops_working_when_its_owner_signs_out(scenario, app, alice):
+    token = alice.page_token("/agent")
+    stolen = alice.client.get_cookie("session").value  # with the page's CSRF token in it
+
+    alice.client.post("/logout", data={"csrf_token": token})
+
+    assert with_cookie(app, stolen).get("/agent").status_code == 302
+    refused = with_cookie(app, stolen).post("/agent/activity",
+                                            {"activity_sid": scenario.center.activity_sids["Available"]}, token=token)
+    assert refused.status_code == 401 and refused.get_json()["code"] == 20003
+    assert scenario.activity_of("Alice") == "Offline"
+
+
+def test_sign_out_everywhere_ends_every_session_of_that_user_and_only_theirs(app, alice):
+    laptop = Browser(app)
+    laptop.login("alice")
+    bob = Browser(app)
+    bob.login("bob")
+
+    assert 'action="/logout/everywhere"' in alice.get("/agent").get_data(as_text=True)
+
+    response = alice.client.post("/logout/everywhere", data={"csrf_token": alice.page_token("/agent")},
+                                 follow_redirects=True)
+
+    assert "You are signed out everywhere (2 sessions ended)." in response.get_data(as_text=True)
+    assert alice.get("/agent").status_code == 302 and laptop.get("/agent").status_code == 302
+    assert bob.get("/agent").status_code == 200
+
+
+def test_sign_out_everywhere_needs_the_csrf_token(alice):
+    refused = alice.client.post("/logout/everywhere")
+
+    assert refused.status_code == 400
+    assert alice.get("/agent").status_code == 200
+
+
+def test_a_supervisor_signs_an_agent_out_everywhere(scenario, app, alice, supervisor):
+    bob = Browser(app)
+    bob.login("bob")
+
+    alice_sid = scenario.worker("Alice").sid
+    assert f'action="/dashboard/agents/{alice_sid}/sign-out"' in supervisor.get("/dashboard").get_data(as_text=True)
+
+    response = supervisor.post(f"/dashboard/agents/{alice_sid}/sign-out")
+
+    assert response.status_code == 200
+    assert response.get_json()["message"] == "Alice is signed out everywhere (1 session ended)."
+    assert alice.get("/agent").status_code == 302
+    assert bob.get("/agent").status_code == 200 and supervisor.get("/dashboard").status_code == 200
+
+
+def test_signing_out_an_agent_without_a_sign_in_or_as_an_agent_is_refused(scenario, app, alice, supervisor):
+    from callcenter.routing import workers
+
+    dave = workers.create_worker(scenario.router, scenario.center.workspace_sid, friendly_name="Dave")
+    bob = Browser(app)
+    bob.login("bob")
+    bob_sid = scenario.worker("Bob").sid
+
+    nobody = supervisor.post(f"/dashboard/agents/{dave.sid}/sign-out")
+    by_an_agent = alice.post(f"/dashboard/agents/{bob_sid}/sign-out")
+    without_token = supervisor.post(f"/dashboard/agents/{bob_sid}/sign-out", token=None)
+    unknown = supervisor.post("/dashboard/agents/WK" + "0" * 32 + "/sign-out")
+
+    assert nobody.status_code == 404 and nobody.get_json() == {
+        "code": 20404, "message": "Dave has no sign-in.", "more_info": "https://www.twilio.com/docs/errors/20404",
+        "status": 404}
+    assert by_an_agent.status_code == 403 and without_token.status_code == 400 and unknown.status_code == 404
+    assert bob.get("/agent").status_code == 200  # nothing changed
+
+
+def test_a_session_ends_after_its_lifetime_even_while_in_use(scenario, alice):
+    for _ in range(11):
+        scenario.clock.advance(hours=1)
+        assert alice.get("/agent").status_code == 200
+    scenario.clock.advance(minutes=59)
+    assert alice.get("/agent").status_code == 200
+
+    scenario.clock.advance(minutes=1)  # 12 hours after signing in
+    expired = alice.get("/agent")
+
+    assert expired.status_code == 302 and expired.headers["Location"].startswith("/login?next=/agent")
+    assert "Your session has expired: sign in again." in alice.get(expired.headers["Location"]).get_data(as_text=True)
+    assert alice.get("/agent/state.json", headers={"Accept": "application/json"}).status_code == 401
+
+
+def test_a_session_ends_after_two_hours_without_a_request(scenario, alice):
+    scenario.clock.advance(minutes=119)
+    assert alice.get("/agent").status_code == 200  # the idle time starts again from here
+    scenario.clock.advance(minutes=119)
+    assert alice.get("/agent").status_code == 200
+
+    scenario.clock.advance(minutes=120)
+
+    assert alice.get("/agent").status_code == 302
+    assert alice.get("/agent").status_code == 302  # and it stays ended
+
+
+def test_session_lifetime_and_idle_timeout_come_from_configuration(scenario, app):
+    app.config.update(SESSION_IDLE_MINUTES=5, SESSION_LIFETIME_HOURS=0.25)
+    idle, busy = Browser(app), Browser(app)
+    idle.login("alice")
+    busy.login("bob")
+
+    for _ in range(2):
+        scenario.clock.advance(minutes=4)
+        assert busy.get("/agent").status_code == 200
+    scenario.clock.advance(minutes=4)
+    assert idle.get("/agent").status_code == 302  # 12 minutes without a request
+    assert busy.get("/agent").status_code == 200
+    scenario.clock.advance(minutes=3)
+    assert busy.get("/agent").status_code == 302  # 15 minutes after signing in
+
+
+def test_signing_in_again_after_expiry_works_and_old_cookies_stay_dead(scenario, app, alice):
+    stolen = alice.client.get_cookie("session").value
+    scenario.clock.advance(hours=3)
+    assert alice.get("/agent").status_code == 302
+
+    assert alice.login("alice").status_code == 302
+
+    assert alice.get("/agent").status_code == 200
+    assert with_cookie(app, stolen).get("/agent").status_code == 302
+
+
+def test_cli_signs_a_user_out_everywhere(app, alice):
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["users", "sign-out", "alice"])
+
+    assert result.exit_code == 0 and "Signed alice out everywhere (1 session ended)." in result.output
+    assert alice.get("/agent").status_code == 302
+    missing = runner.invoke(args=["users", "sign-out", "nobody"])
+    assert missing.exit_code == 1 and "No user named 'nobody'" in missing.output

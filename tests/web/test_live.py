@@ -170,3 +170,87 @@ def test_a_head_request_on_the_stream_leaves_no_subscription_behind(app, supervi
     for _ in range(3):
         assert supervisor.client.head("/live").status_code == 200
     assert len(hub_of(app)._subscriptions) == 0
+
+
+# -- holding threads: a cap per user, an end to every stream ------------------------------------------
+
+def stream_request(browser):
+    return browser.get("/live", headers={"Accept": "text/event-stream"}, buffered=False)
+
+
+def test_a_user_gets_429_past_their_share_of_open_streams_and_a_place_back_when_one_closes(app, alice):
+    app.config.update(LIVE_STREAMS_PER_USER=2, LIVE_HEARTBEAT_SECONDS=15)
+    from tests.web.conftest import Browser
+
+    first, _ = open_stream(alice)
+    second, _ = open_stream(alice)
+    bob = Browser(app)
+    bob.login("bob")
+    try:
+        refused = stream_request(alice)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "15"
+        assert refused.get_json() == {
+            "code": 20429, "message": "Too many live pages open: 2 per user. Close one, or try again in 15 s.",
+            "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}
+        bobs, _ = open_stream(bob)  # the cap is per user
+        bobs.close()
+
+        first.close()  # a page closed: its place is free again
+        again, _ = open_stream(alice)
+        again.close()
+    finally:
+        first.close()
+        second.close()
+    assert len(hub_of(app)._subscriptions) == 0
+
+
+def test_a_stream_whose_client_leaves_before_the_first_byte_gives_its_place_back(app, alice):
+    from werkzeug.test import EnvironBuilder
+
+    app.config["LIVE_STREAMS_PER_USER"] = 1
+    cookie = alice.client.get_cookie("session").value
+    for _ in range(3):
+        # Straight to WSGI (the test client reads the first chunk itself): the server closes a body it never read.
+        environ = EnvironBuilder(path="/live", headers={"Accept": "text/event-stream",
+                                                        "Cookie": f"session={cookie}"}).get_environ()
+        statuses: list[str] = []
+        body = app(environ, lambda status, headers, exc_info=None, seen=statuses: seen.append(status))
+        assert statuses == ["200 OK"]
+        body.close()
+
+    assert len(hub_of(app)._subscriptions) == 0
+
+
+def test_a_stream_ends_after_its_maximum_duration_and_frees_its_place(scenario, app, alice):
+    app.config["LIVE_STREAM_SECONDS"] = 60
+    response, stream = open_stream(alice)
+    try:
+        wait_until_listening(app)
+        scenario.clock.advance(59)
+        scenario.set_activity("Alice", "Available")
+        assert next_change(stream)["events"] == [["worker.activity.update"]]
+
+        scenario.clock.advance(2)  # past its 60 s: the browser's EventSource opens a new one
+        scenario.set_activity("Alice", "Break")
+
+        assert list(stream) == []  # the response ends
+        assert len(hub_of(app)._subscriptions) == 0
+    finally:
+        response.close()
+
+
+def test_signing_out_ends_the_sessions_open_streams_at_once(app, alice):
+    from tests.web.conftest import Browser
+
+    bob = Browser(app)
+    bob.login("bob")
+    alices, alice_stream = open_stream(alice)
+    bobs, _ = open_stream(bob)
+    try:
+        alice.client.post("/logout", data={"csrf_token": alice.page_token("/agent")})
+
+        assert list(alice_stream) == []
+        assert len(hub_of(app)._subscriptions) == 1  # Bob's stays open
+    finally:
+        alices.close()
+        bobs.close()

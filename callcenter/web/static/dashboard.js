@@ -80,7 +80,9 @@
       form.appendChild(CC.el("a", { href: url("editAgentUrl", agent.sid), text: "Edit" }));
       form.appendChild(document.createTextNode(" "));
       form.appendChild(CC.el("a", { href: url("agentWhyUrl", agent.sid), text: "Why no calls?" }));
-      return CC.el("li", { "data-sid": agent.sid }, [line, form]);
+      const signOut = CC.actionForm(url("signOutUrl", agent.sid), "Sign " + agent.name + " out everywhere", "link", {});
+      signOut.classList.add("agent-sign-out");
+      return CC.el("li", { "data-sid": agent.sid }, [line, form, signOut]);
     }));
 
   }
