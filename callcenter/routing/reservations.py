@@ -259,6 +259,9 @@ def complete_reservation_in(tx: Tx, reservation: Reservation) -> None:
 
 def active_reservation(tx: Tx, task: Task) -> Reservation | None:
     """The accepted or wrapping reservation of a task, if it has one."""
+    known = tx.active_reservation_of(task.sid)
+    if known is not None:
+        return known
     return tx.session.scalar(_ACTIVE, {"task_sid": task.sid})
 
 

@@ -183,6 +183,7 @@ class Tx:
         self._config_changed = False
         self._worker_channels: dict[tuple[str, str], Any] = {}
         self._all_channels: dict[str, list[Any]] = {}
+        self._active_reservations: dict[str, Any] = {}
         self._held: list[Any] = []
 
     # -- the workspace's configuration, from the process cache ------------------------------------
@@ -257,6 +258,16 @@ class Tx:
 
     def remembered_channel(self, worker_sid: str, task_channel_sid: str) -> Any:
         return self._worker_channels.get((worker_sid, task_channel_sid))
+
+    def remember_active_reservation(self, task_sid: str, reservation: Any) -> None:
+        """The task's accepted or wrapping reservation, loaded with it (`tasks._load_with_assignment`)."""
+        self._active_reservations[task_sid] = reservation
+
+    def active_reservation_of(self, task_sid: str) -> Any:
+        reservation = self._active_reservations.get(task_sid)
+        if reservation is not None and reservation.reservation_status in ("accepted", "wrapping"):
+            return reservation
+        return None
 
     def remember_channels(self, worker_sid: str, channels: list[Any]) -> None:
         """All of a worker's channels, loaded in this transaction (`workers.channels_of`)."""

@@ -168,10 +168,10 @@ def update_task(
         return task
 
 
-# Wrapping up or completing reads the task's worker and their channel too: one statement instead of
-# three lookups (the worker and channel then come from the session's identity map and the Tx).
+# Wrapping up or completing reads the task's active reservation, its worker and their channel too: one
+# statement instead of four lookups (the worker and channel then come from the session's identity map and the Tx).
 _TASK_WITH_ASSIGNMENT = (
-    select(Task, Worker, WorkerChannel)
+    select(Task, Worker, WorkerChannel, Reservation)
     .outerjoin(Reservation, and_(Reservation.task_sid == Task.sid,
                                  Reservation.reservation_status.in_(("accepted", "wrapping"))))
     .outerjoin(Worker, Worker.sid == Reservation.worker_sid)
@@ -185,10 +185,12 @@ def _load_with_assignment(tx: Tx, task_sid: str) -> Task:
     rows = tx.session.execute(_TASK_WITH_ASSIGNMENT, {"task_sid": task_sid}).all() if isinstance(task_sid, str) else []
     if not rows or rows[0][0].workspace_sid != tx.workspace.sid:
         raise NotFound(f"The requested resource Task {task_sid} was not found")
-    for _task, worker, channel in rows:
-        tx.hold(worker)
+    for task, worker, channel, reservation in rows:
+        tx.hold(worker, reservation)
         if channel is not None:
             tx.remember_channel(channel)
+        if reservation is not None:
+            tx.remember_active_reservation(task.sid, reservation)
     return rows[0][0]
 
 
