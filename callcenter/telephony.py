@@ -3,7 +3,10 @@
 The base URL is configurable (TWILIO_API_BASE_URL), so the same code talks to Twilio, to the local
 phone simulator, or to a mock in tests. Twilio's refusals become `TelephonyError` (with Twilio's code,
 e.g. 21220 "call is not in-progress"); network trouble and Twilio's 5xx become `TelephonyUnavailable`,
-which callers treat as "try again later". Nothing here touches the engine: the voice app decides.
+which callers treat as "try again later". Of those, `TelephonyUnreachable` says the request surely
+never reached Twilio (refused or timed-out connection, 429), so sending it again cannot do it twice;
+a read timeout, a dropped connection or a 5xx may come after Twilio did what was asked. Nothing here
+touches the engine: the voice app decides.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from flask import Flask, current_app
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -33,7 +37,11 @@ class TelephonyError(Exception):
 
 
 class TelephonyUnavailable(TelephonyError):
-    """Twilio could not be reached or failed (5xx): the request may succeed later."""
+    """Twilio could not be reached or failed (5xx): the request may succeed later, and may have been done."""
+
+
+class TelephonyUnreachable(TelephonyUnavailable):
+    """The request never reached Twilio (no connection, or 429 Too Many Requests): it was surely not done."""
 
 
 class _RebasedHttpClient(TwilioHttpClient):
@@ -95,6 +103,11 @@ class Telephony:
         self._do(f"dequeue {call_sid}", lambda: self.client.queues(queue_sid).members(call_sid).update(
             url=url, method="POST"))
 
+    def fetch_call(self, call_sid: str) -> CallInfo:
+        """The call's current status (`TelephonyError` with status 404 when Twilio has no such call)."""
+        call = self._do(f"fetch {call_sid}", lambda: self.client.calls(call_sid).fetch())
+        return CallInfo(call.sid, call.status)
+
     def hang_up(self, call_sid: str) -> None:
         """End a call whether it still rings (canceled) or was answered (completed)."""
         call = self._do(f"cancel {call_sid}", lambda: self.client.calls(call_sid).update(status="canceled"))
@@ -124,12 +137,26 @@ class Telephony:
         try:
             return request()
         except TwilioRestException as err:
-            cls = TelephonyUnavailable if err.status >= 500 or err.status == 429 else TelephonyError
+            cls = (TelephonyUnreachable if err.status == 429 else TelephonyUnavailable if err.status >= 500
+                   else TelephonyError)
             log.warning("twilio refused to %s: HTTP %s, code %s: %s", what, err.status, err.code, err.msg)
             raise cls(err.msg or str(err), code=err.code, status=err.status) from err
         except requests.RequestException as err:
             log.warning("twilio unreachable to %s: %s", what, err)
-            raise TelephonyUnavailable(f"Twilio is unreachable: {err}") from err
+            cls = TelephonyUnreachable if _never_sent(err) else TelephonyUnavailable
+            raise cls(f"Twilio is unreachable: {err}") from err
+
+
+def _never_sent(err: requests.RequestException) -> bool:
+    """True when the connection was never made, so Twilio never saw the request.
+
+    A read timeout, or a connection reset while waiting for the answer, may come after Twilio acted.
+    """
+    if isinstance(err, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(err.args[0], "reason", None) if isinstance(err, requests.ConnectionError) and err.args else None
+    # urllib3's NewConnectionError (refused, name not resolved) is a ConnectTimeoutError too.
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
 
 
 def get_telephony(app: Flask | None = None) -> Telephony:

@@ -6,7 +6,7 @@ answered `/voice/agent/answer` and pressed 1 at `/voice/agent/confirm`. Agents a
 engine's assignment callback `/voice/assignment`; the engine's event callback `/voice/events` sends
 callers whose task was canceled to voicemail and stops agent phones that no longer need to ring.
 TaskRouter's voice instructions for REST API users (dequeue, call, redirect, conference) are carried
-out by instructions.py and instruction_calls.py, under `/voice/instructions/`.
+out by instructions.py, instruction_calls.py and instruction_legs.py, under `/voice/instructions/`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from flask import Blueprint, Flask
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
-from . import agents, callers, events, instruction_calls  # noqa: E402,F401  (routes register on bp)
+from . import agents, callers, events, instruction_calls, instruction_legs  # noqa: E402,F401  (routes register on bp)
 from .flow import register_timers  # noqa: E402
 from .instructions import register as register_instructions  # noqa: E402
 

@@ -5,9 +5,9 @@ An `Instruction=...` update of a reservation, or an assignment callback's reply,
 checked, with TaskRouter's error codes (a bad one raises, and the transaction changes nothing),
 and the instruction is written down: a `VoiceInstruction` row and an outbox message to this app's
 own `/voice/instructions/carry-out`, both in that transaction. Twilio is called only when the
-outbox delivers the message, after commit and outside the workspace lock; the outbox retries it
-with backoff while Twilio is unreachable, and another process delivers it if this one dies. The
-rest happens in instruction_calls.py, driven by the worker leg's signed webhooks.
+outbox delivers the message, after commit and outside the workspace lock; another process
+delivers it if this one dies. The rest happens in instruction_calls.py (placing, retrying, hanging
+up) and instruction_legs.py (the calls' signed webhooks).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from flask import Flask
 from sqlalchemy import DateTime, String, Text, select
@@ -29,10 +31,16 @@ from callcenter.phones import is_phone_number
 from callcenter.routing import validation
 from callcenter.routing.errors import IllegalState, InvalidParameter, RoutingError
 from callcenter.routing.models import SID, Base, Reservation, Task, Worker
+from callcenter.routing.router import Router
+from callcenter.routing.timers import register_timer
 
 log = logging.getLogger("callcenter.voice")
 
 CARRY_OUT_PATH = "/voice/instructions/carry-out"
+HANG_UP_PATH = "/voice/instructions/hang-up"
+# The durable timer of an instruction (one per reservation): a retry after Twilio was unreachable, or
+# the end of a dial's or a caller's move's lease (the process doing it died or hangs).
+INSTRUCTION_TIMER = "voice_instruction"
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 CONFERENCE_EVENTS = ("start", "end", "join", "leave", "mute", "hold", "speaker")
 MAX_RING_SECONDS = 999
@@ -44,8 +52,10 @@ class VoiceInstruction(Base):
     """A voice instruction given for one reservation, and how far carrying it out has come.
 
     `status`: due (written, not yet acted on) -> dialing (Twilio being asked) -> ringing (the worker's
-    leg placed) -> answered -> bridged (the caller moved in, reservation accepted) -> ended; or
-    failed (Twilio refused). `call` ends at placed, `redirect` at redirected.
+    leg placed, or maybe placed: `worker_call_sid` unknown) -> answered (the caller being moved) ->
+    bridged (moved, reservation accepted) -> ended. `hung-up`: the worker hung up during the move;
+    `worker-left`: a `conference` worker left, the task completes when the conference ends; failed:
+    Twilio refused or the caller could not be moved. `call` ends at placed, `redirect` at redirected.
     """
 
     __tablename__ = "voice_instructions"
@@ -56,7 +66,7 @@ class VoiceInstruction(Base):
     task_sid: Mapped[str] = mapped_column(SID)
     worker_sid: Mapped[str] = mapped_column(SID)
     instruction: Mapped[str] = mapped_column(String(16))
-    # The checked parameters, JSON, under the assignment callback's snake_case names.
+    # The checked parameters, JSON, under the assignment callback's snake_case names (never SIP credentials).
     params: Mapped[str] = mapped_column(Text)
     # The task's caller (dequeue, conference) or the call to redirect.
     caller_call_sid: Mapped[str | None] = mapped_column(String(34))
@@ -72,11 +82,19 @@ class VoiceInstruction(Base):
 
 # -- wiring: the Router's instruction handler and its listener ---------------------------------------
 
+# Each Router's own callback base URL, for the outbox messages its timers and listeners write.
+_BASE_URLS: WeakKeyDictionary[Router, str] = WeakKeyDictionary()
+
+
 def register(app: Flask) -> None:
     """Make this app carry out the voice instructions of its Router (every workspace of its Twilio account)."""
+    from .instruction_calls import on_instruction_timer
+
     router = get_router(app)
+    _BASE_URLS[router] = callback_base_url(app).rstrip("/")
     router.instruction_handler = handler_for(app)
     router.listeners.append(ringing_stopper_for(app))
+    register_timer(INSTRUCTION_TIMER, on_instruction_timer)
 
 
 def handler_for(app: Flask) -> Callable[..., None]:
@@ -97,15 +115,30 @@ def carry_out_in(app: Flask, tx, reservation: Reservation, task: Task, worker: W
                            f"{existing.instruction!r} instruction")
     task_attributes, worker_attributes = _attributes(task.attributes), _attributes(worker.attributes)
     params, caller_call_sid = CHECKS[name](tx, instruction, task_attributes, worker_attributes)
-    tx.session.add(VoiceInstruction(
+    _refuse_own_urls(app, name, params)
+    row = VoiceInstruction(
         reservation_sid=reservation.sid, workspace_sid=tx.workspace.sid, task_sid=task.sid, worker_sid=worker.sid,
         instruction=name, params=json.dumps(params), caller_call_sid=caller_call_sid, status="due",
-        date_created=tx.now, date_updated=tx.now))
-    # The outbox posts this after commit, signed with the account's auth token like any engine callback,
-    # and retries it with backoff until this app answers 2xx (it answers 503 while Twilio is down).
-    tx.add_outbox(kind="event", url=callback_base_url(app).rstrip("/") + CARRY_OUT_PATH,
-                  payload={"WorkspaceSid": tx.workspace.sid, "ReservationSid": reservation.sid, "Instruction": name},
-                  reservation_sid=reservation.sid, ordering_key=reservation.sid)
+        date_created=tx.now, date_updated=tx.now)
+    tx.session.add(row)
+    queue_carry_out(tx, row)
+
+
+def queue_carry_out(tx, row: VoiceInstruction) -> None:
+    """The outbox message that carries the instruction out, after commit (signed like any engine callback)."""
+    tx.add_outbox(kind="event", url=_BASE_URLS[tx.router] + CARRY_OUT_PATH,
+                  payload={"WorkspaceSid": row.workspace_sid, "ReservationSid": row.reservation_sid,
+                           "Instruction": row.instruction},
+                  reservation_sid=row.reservation_sid, ordering_key=row.reservation_sid)
+
+
+def queue_hang_up(tx, row: VoiceInstruction, call_sid: str) -> None:
+    """Hang up `call_sid` after commit, through the outbox: retried while Twilio is unreachable, never
+    sent from the committing thread (a sweeper, a request) nor while the workspace is locked."""
+    tx.add_outbox(kind="event", url=_BASE_URLS[tx.router] + HANG_UP_PATH,
+                  payload={"WorkspaceSid": row.workspace_sid, "ReservationSid": row.reservation_sid,
+                           "CallSid": call_sid},
+                  reservation_sid=row.reservation_sid)
 
 
 def _check_account(app: Flask, workspace) -> None:
@@ -117,6 +150,34 @@ def _check_account(app: Flask, workspace) -> None:
         # The calls would be placed, and paid for, on another account's behalf.
         raise IllegalState(f"Voice instructions are carried out only for workspaces of account {account_sid}, "
                            "whose Twilio credentials this server holds")
+
+
+# The URLs Twilio posts to, or we forward to, per instruction, with TaskRouter's code when one is ours.
+CALLBACK_URLS: dict[str, dict[str, int]] = {
+    "dequeue": {"status_callback_url": 40157},
+    "call": {"status_callback_url": 40158},
+    "conference": {"status_callback": 40159, "conference_status_callback": 20001,
+                   "recording_status_callback": 20001, "conference_recording_status_callback": 20001},
+}
+
+
+def own_hosts(app: Flask) -> set[str]:
+    """The hosts this server answers on: PUBLIC_BASE_URL's and the callback base URL's."""
+    urls = (app.config.get("PUBLIC_BASE_URL") or "", callback_base_url(app))
+    return {host.lower() for host in (urlsplit(url).hostname for url in urls) if host}
+
+
+def is_own_url(app: Flask, url: str | None) -> bool:
+    return bool(url) and (urlsplit(url).hostname or "").lower() in own_hosts(app)
+
+
+def _refuse_own_urls(app: Flask, instruction: str, params: dict[str, Any]) -> None:
+    """A status callback on this server would be posted back to it, signed with the account's token: a
+    loop at best, a forged webhook for another reservation at worst."""
+    for name, code in CALLBACK_URLS.get(instruction, {}).items():
+        if is_own_url(app, params.get(name)):
+            raise InvalidParameter(f"{name} {params[name]!r} points at this server; give your own "
+                                   "application's URL", code=code)
 
 
 def _attributes(text: str | None) -> dict[str, Any]:
@@ -199,8 +260,8 @@ CONFERENCE_OPTIONS: dict[str, Any] = {
     "conference_recording_status_callback": "url",
     "conference_recording_status_callback_method": _METHOD,
     "region": ("us1", "us2", "ie1", "de1", "sg1", "br1", "au1", "jp1"),
-    "sip_auth_username": "text",
-    "sip_auth_password": "text",
+    "sip_auth_username": "sip",
+    "sip_auth_password": "sip",
     "jitter_buffer_size": ("small", "medium", "large", "off"),
 }
 
@@ -226,8 +287,8 @@ def check_conference(tx, given: dict, task: dict, worker: dict) -> tuple[dict, s
             params[name] = validation.boolean(value, name)
         elif rule == "url":
             params[name] = _url(value, name, code=20001)
-        elif rule == "text":
-            params[name] = str(value)
+        elif rule == "sip":
+            continue  # accepted, and neither used nor stored: the password is a credential
         elif rule in (CALL_EVENTS, CONFERENCE_EVENTS):
             params[name] = _events(value, name, rule, code=20001)
         elif isinstance(rule[0], int):
@@ -326,8 +387,9 @@ ENDED_OFFERS = ("reservation.timeout", "reservation.canceled", "reservation.resc
 def ringing_stopper_for(app: Flask) -> Callable[[list[dict[str, Any]]], None]:
     """A Router listener: hang up a worker leg still ringing for a reservation that has just ended.
 
-    Best effort, in the process that committed the change: a leg this misses rings out, and
-    answering it only tells the worker the call is no longer needed.
+    It only writes (the row ended, a hang-up for the outbox), never calls Twilio in the committing
+    thread. Best effort, in the process that committed the change: a leg this misses rings out,
+    and answering it only tells the worker the call is no longer needed.
     """
     def stop_ringing(events: list[dict[str, Any]]) -> None:
         ended = [event["reservation_sid"] for event in events

@@ -51,10 +51,15 @@ class CustomerReply:
     def __init__(self, wrap_up: str) -> None:
         self.wrap_up = wrap_up
         self.instruction = "dequeue"
+        self.conference_events: list[str] = []
 
     def __call__(self, form) -> dict:
         if self.instruction == "dequeue":
             return {"instruction": "dequeue", "timeout": 15, "post_work_activity_sid": self.wrap_up}
+        if self.instruction == "conference":
+            return {"instruction": "conference", "timeout": 15, "post_work_activity_sid": self.wrap_up,
+                    "conference_status_callback": f"{CUSTOMER}/conference",
+                    "conference_status_callback_event": "join leave end"}
         caller = json.loads(form["TaskAttributes"])["call_sid"]
         return {"instruction": "redirect", "call_sid": caller, "url": f"{CUSTOMER}/room", "accept": True,
                 "post_work_activity_sid": self.wrap_up}
@@ -75,6 +80,11 @@ def customer_app(taskrouter, workspace_sid: str, workflow_sid: str, reply: Custo
     @app.post("/assignment")
     def assignment():
         return jsonify(reply(request.form))
+
+    @app.post("/conference")
+    def conference():  # the conference's events the instruction asked for
+        reply.conference_events.append(request.form["StatusCallbackEvent"])
+        return Response(status=204)
 
     @app.post("/room")
     def room():  # where a redirected caller goes: a short message, then the call ends
@@ -164,3 +174,31 @@ def test_redirect_moves_the_caller_to_the_customers_twiml_and_the_call_end_appli
     [listed] = workspace.tasks.list()
     assert listed.assignment_status == "assigned"  # accepted at once ("accept": true)
     assert workspace.workers(dana).fetch().activity_sid == wrap_up
+
+
+def test_conference_quickstart_the_worker_leaves_first_and_the_task_completes_when_the_conference_ends(world):
+    router, sim, workspace, activities, wrap_up, reply = world
+    reply.instruction = "conference"
+    sim.add_phone(ALICE, answer_after=2, handle_time=20)  # hangs up after 20 s; the caller stays on
+    alice = workspace.workers.create(friendly_name="alice", activity_sid=activities["Available"],
+                                     attributes=json.dumps({"contact_uri": ALICE})).sid
+    harness = Harness(router, sim)
+    harness.touch()
+
+    caller = sim.place_call(Caller("+14155550197", talk_time=45), to=CUSTOMER_NUMBER)
+    assert harness.run_until_quiet(max_seconds=600)
+
+    assert not sim.errors, sim.errors[:3]
+    refused = [hook for call in sim.calls.values() for hook in call.webhooks() if hook["status"] >= 400]
+    assert not refused, refused[:3]
+    assert caller.outcome == "answered" and caller.talked
+    [leg] = [call for call in sim.calls.values() if call.direction == "outbound-api"]
+    assert (leg.to, leg.status) == (ALICE, "completed")
+    [listed] = workspace.tasks.list()
+    assert listed.assignment_status == "completed"  # at the conference's end, not at the worker's leaving
+    [reservation] = workspace.tasks(listed.sid).reservations.list()
+    assert reservation.reservation_status == "completed"
+    assert workspace.workers(alice).fetch().activity_sid == wrap_up
+    # The customer heard what it asked for, in order: both joined, alice left, the caller left, the end.
+    assert reply.conference_events == ["participant-join", "participant-join", "participant-leave",
+                                       "participant-leave", "conference-end"]

@@ -6,10 +6,13 @@ import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 import pytest
+import requests
 import responses
+import urllib3
 from sqlalchemy import select
 
 from callcenter import contact_center
@@ -30,7 +33,10 @@ class TwilioRest:
         self.mock = mock
         self.sids = (f"CA{n:032x}" for n in itertools.count(0xA6E000))
         self.call_status: dict[str, str] = {}
+        self.placed: list[str] = []  # the calls Twilio created, whether or not its answer came back
         self.failures: dict[tuple[str, str], tuple[int, int, str]] = {}
+        self.network: dict[tuple[str, str], str] = {}
+        self.meanwhile: list[tuple[str, str, Callable[[], object]]] = []
         base = re.compile(re.escape(TWILIO_API) + r"/(.*)\.json")
         for method in ("GET", "POST"):
             mock.add_callback(method, base, callback=self._answer)
@@ -39,8 +45,31 @@ class TwilioRest:
         """Make matching requests fail as Twilio would (e.g. 400, 21220 "Call is not in-progress")."""
         self.failures[(method, path_pattern)] = (status, code, message)
 
+    def break_network(self, method: str, path_pattern: str, how: str) -> None:
+        """Make matching requests fail on the way: "refused" (they never reach Twilio) or "lost" (Twilio
+        does what was asked, and its answer never comes back: a read timeout)."""
+        self.network[(method, path_pattern)] = how
+
+    def when(self, method: str, path_pattern: str, action: Callable[[], object]) -> None:
+        """Run `action` once when a matching request arrives, before Twilio answers: what happens meanwhile."""
+        self.meanwhile.append((method, path_pattern, action))
+
     def _answer(self, request):
         path = request.path_url.split("/Accounts/")[1].split("/", 1)[1].removesuffix(".json").split("?")[0]
+        for hook in list(self.meanwhile):
+            if hook[0] == request.method and re.fullmatch(hook[1], path):
+                self.meanwhile.remove(hook)
+                hook[2]()
+        for (method, pattern), how in self.network.items():
+            if method == request.method and re.fullmatch(pattern, path):
+                if how == "refused":
+                    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+                    raise requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, request.url, reason))
+                self._twilio(request, path)
+                raise requests.ReadTimeout("Read timed out. (read timeout=10)")
+        return self._twilio(request, path)
+
+    def _twilio(self, request, path: str):
         for (method, pattern), (status, code, message) in self.failures.items():
             if method == request.method and re.fullmatch(pattern, path):
                 return status, {}, json.dumps({"code": code, "message": message, "status": status,
@@ -49,6 +78,7 @@ class TwilioRest:
         if request.method == "POST" and path == "Calls":
             sid = next(self.sids)
             self.call_status[sid] = "queued"
+            self.placed.append(sid)
             return 201, {}, json.dumps({"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From")})
         if request.method == "POST" and path.startswith("Calls/"):
             sid = path.split("/")[1]
@@ -59,6 +89,9 @@ class TwilioRest:
                 status = "completed"
             self.call_status[sid] = status
             return 200, {}, json.dumps({"sid": sid, "status": status})
+        if request.method == "GET" and path.startswith("Calls/"):
+            sid = path.split("/")[1]
+            return 200, {}, json.dumps({"sid": sid, "status": self.call_status.get(sid, "in-progress")})
         if request.method == "POST" and "/Members/" in path:
             return 200, {}, json.dumps({"call_sid": path.rsplit("/", 1)[1], "queue_sid": path.split("/")[1]})
         if request.method == "POST" and path == "Messages":

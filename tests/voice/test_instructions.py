@@ -11,10 +11,13 @@ import json
 from urllib.parse import parse_qs
 
 import pytest
+from sqlalchemy import select
 from twilio.rest import Client
 
 from callcenter.database import get_router
+from callcenter.routing.models import OutboxMessage, Reservation, Timer
 from callcenter.routing.outbox import Response, twilio_signature
+from callcenter.voice import instruction_calls
 from callcenter.voice.instructions import VoiceInstruction
 from tests.api.conftest import FlaskAppHttpClient
 from tests.api.test_tasks_api import rest_error
@@ -33,6 +36,7 @@ CUSTOMER = "https://customer.example.com"
 ALICE, BOB = "+14155550111", "+14155550122"
 CALLER_SID = "CA" + "c" * 32
 QUEUE_SID = "QU" + "7" * 32
+CONFERENCE_SID = "CF" + "5" * 32
 
 
 class CustomerApp:
@@ -104,7 +108,33 @@ class Tenant:
             return session.get(VoiceInstruction, reservation_sid)
 
     def rings(self) -> list[dict[str, str]]:
+        """Every dial the app sent (whether or not it reached Twilio); `rest.placed` has the calls Twilio made."""
         return self.rest.sent("POST", "Calls")
+
+    def offers(self, task_sid: str) -> list[tuple[str, str]]:
+        """(worker sid, status) of every reservation of the task, oldest first."""
+        with self.router.read() as session:
+            return [(r.worker_sid, r.reservation_status) for r in session.scalars(
+                select(Reservation).where(Reservation.task_sid == task_sid).order_by(Reservation.date_created))]
+
+    def status_of(self, task_sid: str, reservation_sid: str) -> str:
+        return self.ws.tasks(task_sid).reservations(reservation_sid).fetch().reservation_status
+
+    def moves(self) -> list[str]:
+        """Where the caller's call was sent, in order (Queue Members API or Calls API)."""
+        return [form["Url"] for method, path, form in self.rest.requests
+                if method == "POST" and path.endswith(CALLER_SID) and "Url" in form]
+
+    def hang_ups(self, call_sid: str) -> list[dict[str, str]]:
+        return [form for form in self.rest.sent("POST", f"Calls/{call_sid}") if "Status" in form]
+
+    def timers(self, subject_sid: str) -> list[str]:
+        with self.router.read() as session:
+            return sorted(session.scalars(select(Timer.kind).where(Timer.subject_sid == subject_sid)))
+
+    def outbox(self) -> list[str]:
+        with self.router.read() as session:
+            return list(session.scalars(select(OutboxMessage.url)))
 
     # -- acting -------------------------------------------------------------------------------------
     def deliver(self) -> int:
@@ -126,9 +156,14 @@ class Tenant:
         return twiml(self.post(f"/voice/instructions/worker/answer?reservation={reservation_sid}",
                                CallSid=self.worker_leg(reservation_sid), CallStatus="in-progress"))
 
-    def leg_status(self, reservation_sid: str, status: str):
+    def leg_status(self, reservation_sid: str, status: str, call_sid: str | None = None):
         return self.post(f"/voice/instructions/worker/status?reservation={reservation_sid}",
-                         CallSid=self.worker_leg(reservation_sid), CallStatus=status)
+                         CallSid=call_sid or self.worker_leg(reservation_sid), CallStatus=status)
+
+    def conference_event(self, reservation_sid: str, task_sid: str, event: str, **params):
+        """Twilio's conference status callback, as our `<Conference statusCallback>` asked for it."""
+        return self.post(f"/voice/instructions/conference/status?reservation={reservation_sid}",
+                         ConferenceSid=CONFERENCE_SID, FriendlyName=task_sid, StatusCallbackEvent=event, **params)
 
 
 @pytest.fixture
@@ -170,7 +205,9 @@ def test_dequeue_over_rest_rings_after_commit_bridges_exactly_this_caller_and_ap
     assert tenant.task(task).assignment_status == "assigned"
     caller_twiml = twiml(tenant.post(f"/voice/instructions/caller/connect?reservation={reservation.sid}",
                                      CallSid=CALLER_SID))
-    assert caller_twiml.find("Dial/Conference").text == task
+    caller_conference = caller_twiml.find("Dial/Conference")
+    assert caller_conference.text == task
+    assert caller_conference.get("startConferenceOnEnter") == "false"  # hold music until the worker is there
 
     tenant.leg_status(reservation.sid, "completed")  # the worker hangs up
     assert tenant.activity_of(alice) == "Wrap Up"
@@ -254,23 +291,107 @@ def test_a_reservation_that_ends_while_the_phone_rings_hangs_the_phone_up(app, c
     assert not tenant.rest.sent("POST", f"Calls/{CALLER_SID}")
 
 
-def test_a_twilio_outage_when_dialing_keeps_the_task_and_the_dial_happens_once_twilio_is_back(tenant):
+def test_twilio_unreachable_when_dialing_keeps_the_offer_and_the_dial_happens_once_twilio_is_back(tenant):
     tenant.worker("alice", ALICE)
     task = tenant.caller()
     reservation = tenant.reservation(task)
-    tenant.rest.fail("POST", "Calls", 503, 20503, "Service unavailable")
+    tenant.rest.break_network("POST", "Calls", "refused")  # the request never reaches Twilio
     tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
     tenant.deliver()
-    assert len(tenant.rings()) == 1  # tried once, refused
+    assert len(tenant.rings()) == 1 and tenant.rest.placed == []  # tried once, never got there
     assert tenant.instruction(reservation.sid).status == "due"
-    assert tenant.reservation(task).sid == reservation.sid
+    assert tenant.outbox() == []  # the retry is a durable timer, not a redelivery racing the first
+    assert tenant.timers(reservation.sid) == ["reservation_timeout", "voice_instruction"]
+    assert tenant.offers(task) == [(reservation.worker_sid, "pending")]
 
-    tenant.rest.failures.clear()
-    tenant.advance(5)  # the outbox retries with backoff
+    tenant.rest.network.clear()
+    tenant.advance(5)  # the retry, after a backoff
+    [leg] = tenant.rest.placed
     assert len(tenant.rings()) == 2
-    assert tenant.instruction(reservation.sid).status == "ringing"
+    row = tenant.instruction(reservation.sid)
+    assert (row.status, row.worker_call_sid) == ("ringing", leg)
     tenant.advance(60)
-    assert len(tenant.rings()) == 2  # rung once, however often the message was delivered
+    assert tenant.rest.placed == [leg] and len(tenant.rings()) == 2  # rung once
+    assert tenant.offers(task) == [(reservation.worker_sid, "pending")]
+
+
+def test_a_dial_whose_answer_is_lost_is_never_repeated_and_the_legs_own_webhooks_still_count(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.rest.break_network("POST", "Calls", "lost")  # Twilio places the call; its answer times out
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    [leg] = tenant.rest.placed
+    row = tenant.instruction(reservation.sid)
+    assert (row.status, row.worker_call_sid) == ("ringing", None)  # maybe placed: never dialed again
+    tenant.rest.network.clear()
+    tenant.advance(90)  # past every backoff and lease, short of the reservation's timeout
+    assert tenant.rest.placed == [leg] and len(tenant.rings()) == 1
+    assert tenant.offers(task) == [(alice, "pending")]
+
+    # The leg's webhooks name the reservation: the unknown sid is taken as its leg.
+    worker_twiml = twiml(tenant.post(f"/voice/instructions/worker/answer?reservation={reservation.sid}",
+                                     CallSid=leg, CallStatus="in-progress"))
+    assert worker_twiml.find("Dial/Conference").text == task
+    assert tenant.offers(task) == [(alice, "accepted")]
+    row = tenant.instruction(reservation.sid)
+    assert (row.status, row.worker_call_sid) == ("bridged", leg)
+    assert tenant.rest.placed == [leg]
+
+
+def test_a_twilio_5xx_to_the_dial_is_not_retried_and_the_reservation_timeout_ends_an_offer_without_a_call(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.rest.fail("POST", "Calls", 503, 20503, "Service unavailable")  # Twilio may have placed it
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    tenant.advance(119)
+    assert len(tenant.rings()) == 1
+    assert tenant.instruction(reservation.sid).status == "ringing"
+    assert tenant.offers(task) == [(alice, "pending")]
+
+    tenant.advance(1)  # no leg ever called back: the reservation's timeout is the backstop
+    assert tenant.offers(task) == [(alice, "timeout")]
+    assert tenant.activity_of(alice) == "Offline"
+    assert tenant.instruction(reservation.sid).status == "ended"
+    assert tenant.task(task).assignment_status == "pending"
+    assert len(tenant.rings()) == 1
+
+
+@pytest.mark.parametrize("dies", ["after the dial", "before the dial"])
+def test_a_process_that_dies_while_dialing_is_never_followed_by_a_second_dial(tenant, monkeypatch, dies):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+
+    def die(*args):
+        raise RuntimeError("the process was killed")
+
+    monkeypatch.setattr(instruction_calls, "_placed" if dies == "after the dial" else "_place_worker_call", die)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    monkeypatch.undo()  # a healthy process takes over
+    placed = list(tenant.rest.placed)
+    assert len(placed) == (1 if dies == "after the dial" else 0)
+    assert tenant.instruction(reservation.sid).status == "dialing"
+
+    tenant.advance(30)  # the outbox delivers its message again: the claim is held, nothing is dialed
+    assert tenant.instruction(reservation.sid).status == "dialing"
+    tenant.advance(30)  # the claim's lease runs out: the call may exist
+    row = tenant.instruction(reservation.sid)
+    assert (row.status, row.worker_call_sid) == ("ringing", None)
+    assert tenant.rest.placed == placed and len(tenant.rings()) == len(placed)
+    assert tenant.outbox() == []
+
+    if placed:  # the worker answers the call the dead process placed
+        tenant.post(f"/voice/instructions/worker/answer?reservation={reservation.sid}", CallSid=placed[0])
+        assert tenant.offers(task) == [(alice, "accepted")]
+    else:
+        tenant.advance(60)
+        assert tenant.offers(task) == [(alice, "timeout")]
+    assert tenant.rest.placed == placed
 
 
 def test_the_dial_happens_even_when_the_process_stops_between_commit_and_dial(tenant, database_url, clock):
@@ -308,10 +429,13 @@ def test_a_caller_who_hung_up_before_the_worker_answered_cancels_the_task(tenant
     reservation = tenant.reservation(task)
     tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
     tenant.deliver()
+    tenant.rest.call_status[CALLER_SID] = "completed"
     tenant.rest.fail("POST", f"Calls/{CALLER_SID}", 400, 21220, "Call is not in-progress. Cannot redirect.")
     goodbye = tenant.answer(reservation.sid)
     assert goodbye.find("Hangup") is not None and goodbye.find("Dial") is None
     assert tenant.task(task).assignment_status == "canceled"
+    assert tenant.offers(task) == [(reservation.worker_sid, "canceled")]
+    assert tenant.activity_of(reservation.worker_sid) == "Available"
 
 
 def test_twilio_unavailable_when_bridging_leaves_the_caller_in_queue_for_another_try(tenant):
@@ -322,10 +446,14 @@ def test_twilio_unavailable_when_bridging_leaves_the_caller_in_queue_for_another
     tenant.deliver()
     tenant.rest.fail("POST", f"Calls/{CALLER_SID}", 503, 20503, "Service unavailable")
     goodbye = tenant.answer(reservation.sid)
-    assert goodbye.find("Dial") is None
-    assert tenant.ws.tasks(task).reservations(reservation.sid).fetch().reservation_status == "rejected"
+    assert goodbye.find("Hangup") is not None and goodbye.find("Dial") is None
     assert tenant.activity_of(alice) == "Available"  # not the worker's fault
-    assert tenant.task(task).assignment_status in ("pending", "reserved")
+    # Rejected (not offered to alice again in this routing step): the caller, untouched, still waits.
+    assert tenant.offers(task) == [(alice, "rejected")]
+    assert tenant.task(task).assignment_status == "pending"
+    assert tenant.instruction(reservation.sid).status == "failed"
+    assert len(tenant.moves()) == 1 and tenant.hang_ups(CALLER_SID) == []
+    assert tenant.timers(reservation.sid) == []
 
 
 def test_the_workers_leg_status_reaches_the_customers_status_callback_signed(tenant):
@@ -350,7 +478,7 @@ def test_the_workers_leg_status_reaches_the_customers_status_callback_signed(ten
 
 # -- conference --------------------------------------------------------------------------------------
 
-def test_conference_over_rest_joins_worker_and_caller_in_the_tasks_room_and_completes_at_the_end(tenant):
+def test_conference_over_rest_joins_worker_and_caller_in_the_tasks_room_and_completes_when_it_ends(tenant):
     alice = tenant.worker("alice")
     task = tenant.caller(queue_sid=QUEUE_SID)
     reservation = tenant.reservation(task)
@@ -367,19 +495,31 @@ def test_conference_over_rest_joins_worker_and_caller_in_the_tasks_room_and_comp
     conference = worker_twiml.find("Dial/Conference")
     assert conference.text == task
     assert (conference.get("endConferenceOnExit"), conference.get("beep")) == ("true", "false")
-    assert conference.get("statusCallback") == f"{CUSTOMER}/conference"
-    assert conference.get("statusCallbackEvent") == "start end"
+    # Our own status callback hears the conference end, and passes the customer's events on.
+    ours = f"{PUBLIC_BASE_URL}/voice/instructions/conference/status?reservation={reservation.sid}"
+    assert (conference.get("statusCallback"), conference.get("statusCallbackEvent")) == (ours, "start end")
     assert tenant.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/{CALLER_SID}")
     assert tenant.reservation(task, "accepted").sid == reservation.sid
     caller = twiml(tenant.post(f"/voice/instructions/caller/connect?reservation={reservation.sid}", CallSid=CALLER_SID))
     assert caller.find("Dial/Conference").text == task
+    assert caller.find("Dial/Conference").get("statusCallback") == ours  # Twilio takes the first joiner's
 
-    twiml(tenant.post(f"/voice/instructions/worker/after?reservation={reservation.sid}",
-                      CallSid=tenant.worker_leg(reservation.sid), DialCallStatus="completed"))
+    tenant.conference_event(reservation.sid, task, "conference-start")
+    tenant.conference_event(reservation.sid, task, "participant-join", CallSid=CALLER_SID)  # not asked for
+    tenant.conference_event(reservation.sid, task, "conference-end")
     assert tenant.task(task).assignment_status == "completed"
     assert tenant.activity_of(alice) == "Wrap Up"
-    tenant.leg_status(reservation.sid, "completed")  # the leg's own end changes nothing more
+    twiml(tenant.post(f"/voice/instructions/worker/after?reservation={reservation.sid}",
+                      CallSid=tenant.worker_leg(reservation.sid), DialCallStatus="completed"))
+    tenant.leg_status(reservation.sid, "completed")  # the worker's leg ends with it: nothing more changes
     assert tenant.task(task).assignment_status == "completed"
+    assert tenant.offers(task) == [(alice, "completed")]
+
+    tenant.deliver()
+    forwarded = [(url, params["StatusCallbackEvent"]) for url, params, _ in tenant.customer.received]
+    assert forwarded == [(f"{CUSTOMER}/conference", "conference-start"), (f"{CUSTOMER}/conference", "conference-end")]
+    url, params, headers = tenant.customer.received[0]
+    assert headers["X-Twilio-Signature"] == twilio_signature(AUTH_TOKEN, url, params)
 
 
 def test_conference_from_an_assignment_callback(app, clock, rest):
@@ -404,6 +544,8 @@ def test_a_conference_in_a_multitasking_workspace_wraps_up_at_the_end(app, clock
     tenant.deliver()
     tenant.answer(reservation.sid)
     tenant.leg_status(reservation.sid, "completed")
+    assert tenant.task(task).assignment_status == "assigned"  # the conference goes on without the worker
+    tenant.conference_event(reservation.sid, task, "conference-end")
     assert tenant.task(task).assignment_status == "wrapping"
 
 
@@ -561,3 +703,281 @@ def test_workspaces_of_another_account_get_no_calls_placed_on_their_behalf(app, 
     assert (status, code) == (409, 20409) and ACCOUNT_SID in message
     assert rest.requests == []
 
+
+
+# -- while the caller is moved to the worker ----------------------------------------------------------
+
+def test_the_reservation_timeout_cannot_end_the_offer_while_the_caller_is_moved_to_the_worker(app, clock, rest):
+    tenant = Tenant(app, clock, rest, reservation_timeout=30)
+    alice = tenant.worker("alice", ALICE)
+    clock.advance(1)
+    bob = tenant.worker("bob", BOB)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    clock.advance(25)
+    # The move takes a while; meanwhile the sweeper runs, past the reservation's 30 seconds.
+    rest.when("POST", f"Calls/{CALLER_SID}", lambda: tenant.advance(10))
+
+    worker_twiml = tenant.answer(reservation.sid)
+    assert worker_twiml.find("Dial/Conference").text == task
+    assert tenant.offers(task) == [(alice, "accepted")]  # never timed out, never offered to bob
+    assert tenant.task(task).assignment_status == "assigned"
+    assert (tenant.activity_of(alice), tenant.activity_of(bob)) == ("Available", "Available")
+    assert [ring["To"] for ring in tenant.rings()] == [ALICE]
+    assert tenant.instruction(reservation.sid).status == "bridged"
+    assert tenant.timers(reservation.sid) == []
+
+
+def test_a_move_that_outlasts_its_lease_rejects_the_offer_without_blaming_the_worker(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    rest = tenant.rest
+    rest.when("POST", f"Calls/{CALLER_SID}", lambda: tenant.advance(61))  # as if this process had died
+
+    goodbye = tenant.answer(reservation.sid)
+    assert goodbye.find("Hangup") is not None and goodbye.find("Dial") is None
+    assert tenant.offers(task) == [(alice, "rejected")]
+    assert tenant.activity_of(alice) == "Available"
+    assert tenant.task(task).assignment_status == "pending"
+    assert tenant.instruction(reservation.sid).status == "failed"
+    # The caller reached the room: they wait there (hold music) for the next worker's instruction.
+    assert len(tenant.moves()) == 1 and tenant.hang_ups(CALLER_SID) == []
+    assert tenant.outbox() == []
+
+
+def test_a_worker_who_hangs_up_while_the_caller_is_moved_is_passed_over_and_the_next_worker_gets_the_caller(
+        app, clock, rest):
+    tenant = Tenant(app, clock, rest, callback={"instruction": "dequeue", "from": NUMBER})
+    alice = tenant.worker("alice", ALICE)
+    clock.advance(1)
+    bob = tenant.worker("bob", BOB)
+    task = tenant.caller()
+    tenant.deliver()
+    first = tenant.reservation(task)
+    assert first.worker_sid == alice
+    rest.when("POST", f"Calls/{CALLER_SID}", lambda: tenant.leg_status(first.sid, "completed"))
+
+    goodbye = tenant.answer(first.sid)
+    assert goodbye.find("Dial") is None
+    assert tenant.status_of(task, first.sid) == "rejected"  # never accepted for a worker who is gone
+    assert tenant.activity_of(alice) == "Offline"  # as after a missed call
+    assert tenant.instruction(first.sid).status == "ended"
+    assert tenant.hang_ups(CALLER_SID) == []  # the caller waits in the room for the next worker
+
+    tenant.deliver()
+    second = tenant.reservation(task)
+    assert second.worker_sid == bob
+    assert [ring["To"] for ring in tenant.rings()] == [ALICE, BOB]
+    worker_twiml = tenant.answer(second.sid)
+    assert worker_twiml.find("Dial/Conference").text == task
+    connect = f"{PUBLIC_BASE_URL}/voice/instructions/caller/connect?reservation="
+    assert tenant.moves() == [connect + first.sid, connect + second.sid]
+    assert sorted(tenant.offers(task)) == sorted([(alice, "rejected"), (bob, "accepted")])
+    assert tenant.task(task).assignment_status == "assigned"
+
+
+def test_a_worker_who_hangs_up_before_the_answer_is_handled_is_passed_over_once(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    tenant.leg_status(reservation.sid, "completed")  # Twilio's status callback won the race
+    goodbye = tenant.answer(reservation.sid)
+    assert goodbye.find("Dial") is None
+    assert tenant.offers(task) == [(alice, "rejected")]
+    assert tenant.activity_of(alice) == "Offline"
+    assert tenant.moves() == []
+
+
+# -- moving the caller: Twilio's answers read right ---------------------------------------------------
+
+def test_a_caller_no_longer_in_the_given_queue_is_moved_with_the_calls_api(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller(queue_sid=QUEUE_SID)
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    tenant.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{CALLER_SID}", 404, 20404, "not found")
+
+    worker_twiml = tenant.answer(reservation.sid)
+    assert worker_twiml.find("Dial/Conference").text == task
+    connect = f"{PUBLIC_BASE_URL}/voice/instructions/caller/connect?reservation={reservation.sid}"
+    assert tenant.moves() == [connect, connect]  # Members API refused, Calls API moved the live call
+    assert len(tenant.rest.sent("POST", f"Calls/{CALLER_SID}")) == 1
+    assert tenant.offers(task) == [(alice, "accepted")]
+    assert tenant.task(task).assignment_status == "assigned"
+
+
+def test_a_live_caller_twilio_refuses_to_move_keeps_the_task_and_the_worker_as_they_are(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller(queue_sid=QUEUE_SID)
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    tenant.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{CALLER_SID}", 404, 20404, "not found")
+    tenant.rest.fail("POST", f"Calls/{CALLER_SID}", 400, 21218, "Invalid value")
+
+    goodbye = tenant.answer(reservation.sid)
+    assert goodbye.find("Dial") is None
+    assert tenant.rest.sent("GET", f"Calls/{CALLER_SID}") == [{}]  # still in-progress: not gone
+    assert tenant.task(task).assignment_status == "pending"
+    assert tenant.offers(task) == [(alice, "rejected")]
+    assert tenant.activity_of(alice) == "Available"
+    assert tenant.instruction(reservation.sid).status == "failed"
+
+
+# -- Twilio refusing the dial -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code, message", [(21210, "'From' phone number not verified"),
+                                           (20003, "Authenticate"), (21215, "Geo permissions")])
+def test_twilio_refusing_the_dial_for_no_fault_of_the_workers_moves_no_worker(app, clock, rest, code, message):
+    tenant = Tenant(app, clock, rest, callback={"instruction": "dequeue", "from": NUMBER})
+    alice = tenant.worker("alice", ALICE)
+    clock.advance(1)
+    bob = tenant.worker("bob", BOB)
+    rest.fail("POST", "Calls", 401 if code == 20003 else 400, code, message)
+    task = tenant.caller()
+    tenant.deliver()
+
+    # Each worker is tried once in this routing step; nobody is sent to the timeout activity.
+    assert [ring["To"] for ring in tenant.rings()] == [ALICE, BOB]
+    assert sorted(tenant.offers(task)) == sorted([(alice, "rejected"), (bob, "rejected")])  # (at one instant)
+    assert (tenant.activity_of(alice), tenant.activity_of(bob)) == ("Available", "Available")
+    assert tenant.task(task).assignment_status == "pending"
+    tenant.advance(300)
+    assert len(tenant.rings()) == 2
+
+
+# -- hanging up after commit --------------------------------------------------------------------------
+
+def test_a_ringing_phone_is_hung_up_through_the_outbox_never_from_the_thread_that_ended_the_offer(app, clock, rest):
+    tenant = Tenant(app, clock, rest, reservation_timeout=30)
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    leg = tenant.worker_leg(reservation.sid)
+    rest.break_network("POST", f"Calls/{leg}", "refused")
+
+    clock.advance(30)
+    tenant.router.run_due_timers()  # the sweeper fires the reservation's timeout
+    assert tenant.offers(task) == [(alice, "timeout")]
+    assert tenant.instruction(reservation.sid).status == "ended"
+    assert rest.sent("POST", f"Calls/{leg}") == []  # nothing sent from the sweeper's thread
+    assert tenant.outbox() == [f"{PUBLIC_BASE_URL}/voice/instructions/hang-up"]
+
+    tenant.deliver()  # Twilio unreachable: the outbox keeps the hang-up
+    assert len(rest.sent("POST", f"Calls/{leg}")) == 1 and rest.call_status[leg] == "queued"
+    rest.network.clear()
+    tenant.advance(5)
+    assert rest.call_status[leg] == "canceled"
+    assert tenant.hang_ups(leg) == [{"Status": "canceled"}] * 2
+    assert tenant.outbox() == []
+
+
+# -- status callbacks ---------------------------------------------------------------------------------
+
+OWN_STATUS = f"{PUBLIC_BASE_URL}/voice/instructions/worker/status?reservation=WR" + "0" * 32
+
+
+@pytest.mark.parametrize("params, code", [
+    ({"instruction": "dequeue", "dequeue_from": NUMBER, "dequeue_status_callback_url": OWN_STATUS}, 40157),
+    ({"instruction": "call", "call_from": NUMBER, "call_url": f"{CUSTOMER}/agent",
+      "call_status_callback_url": "https://CC.example.com:8443/anything"}, 40158),
+    ({"instruction": "conference", "from_": NUMBER, "status_callback": OWN_STATUS}, 40159),
+    ({"instruction": "conference", "from_": NUMBER,
+      "conference_status_callback": f"{PUBLIC_BASE_URL}/voice/instructions/conference/status"}, 20001),
+])
+def test_status_callbacks_pointing_at_this_server_are_refused(tenant, params, code):
+    tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    status, got, message = rest_error(lambda: tenant.ws.tasks(task).reservations(reservation.sid).update(**params))
+    assert (status, got) == (400, code) and "this server" in message
+    tenant.deliver()
+    _unchanged(tenant, task, reservation)
+
+
+def test_a_status_callback_at_this_server_in_an_assignment_reply_changes_nothing(app, clock, rest):
+    tenant = Tenant(app, clock, rest, callback={"instruction": "dequeue", "from": NUMBER,
+                                                "status_callback_url": OWN_STATUS})
+    tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.deliver()
+    _unchanged(tenant, task, reservation)
+
+
+def test_a_stored_status_callback_at_this_server_is_never_forwarded(tenant):
+    tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(
+        instruction="dequeue", dequeue_from=NUMBER, dequeue_status_callback_url=f"{CUSTOMER}/status")
+    tenant.deliver()
+    with tenant.router.transaction(tenant.ws_sid) as tx:  # written before such URLs were refused
+        row = tx.session.get(VoiceInstruction, reservation.sid)
+        row.params = json.dumps({**row.options, "status_callback_url": OWN_STATUS})
+    ours = tenant.customer.inner.sent
+    before = len(ours)
+
+    tenant.leg_status(reservation.sid, "no-answer")
+    tenant.deliver()
+    assert tenant.outbox() == []
+    assert ours[before:] == [] and tenant.customer.received == []
+    assert tenant.status_of(task, reservation.sid) == "rejected"
+
+
+# -- conference: the task completes when the conference ends ------------------------------------------
+
+def test_a_conference_the_worker_leaves_goes_on_and_its_task_completes_when_it_ends(tenant):
+    alice = tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(
+        instruction="conference", from_=NUMBER, end_conference_on_exit=False,
+        post_work_activity_sid=tenant.activities["Wrap Up"],
+        conference_status_callback=f"{CUSTOMER}/conference", conference_status_callback_event=["leave"])
+    tenant.deliver()
+    conference = tenant.answer(reservation.sid).find("Dial/Conference")
+    assert conference.get("endConferenceOnExit") == "false"
+    assert conference.get("statusCallbackEvent") == "end leave"
+    leg = tenant.worker_leg(reservation.sid)
+
+    # The worker leaves; the caller stays (with a supervisor, say).
+    tenant.post(f"/voice/instructions/worker/after?reservation={reservation.sid}", CallSid=leg,
+                DialCallStatus="completed")
+    tenant.leg_status(reservation.sid, "completed")
+    tenant.conference_event(reservation.sid, task, "participant-leave", CallSid=leg)
+    assert tenant.activity_of(alice) == "Wrap Up"  # the worker's part is over
+    assert tenant.offers(task) == [(alice, "accepted")]
+    assert tenant.task(task).assignment_status == "assigned"
+    assert tenant.instruction(reservation.sid).status == "worker-left"
+
+    tenant.conference_event(reservation.sid, task, "conference-end")
+    assert tenant.offers(task) == [(alice, "completed")]
+    assert tenant.task(task).assignment_status == "completed"
+    assert tenant.instruction(reservation.sid).status == "ended"
+    tenant.conference_event(reservation.sid, task, "conference-end")  # Twilio may say it twice
+    other = tenant.conference_event(reservation.sid, "WT" + "0" * 32, "conference-end")  # not this task's room
+    assert other.status_code == 204
+    tenant.deliver()
+    assert [params["StatusCallbackEvent"] for _, params, _ in tenant.customer.received] == ["participant-leave"]
+
+
+def test_the_sip_credentials_of_a_conference_instruction_are_never_stored(tenant):
+    tenant.worker("alice", "sip:alice@pbx.example.com")
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    tenant.ws.tasks(task).reservations(reservation.sid).update(
+        instruction="conference", from_="support", sip_auth_username="alice", sip_auth_password="s3cret-pass")
+    row = tenant.instruction(reservation.sid)
+    assert "s3cret-pass" not in row.params and "sip_auth" not in row.params
+    assert row.options["to"] == "sip:alice@pbx.example.com"

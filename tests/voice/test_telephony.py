@@ -8,7 +8,7 @@ import pytest
 import requests
 import responses
 
-from callcenter.telephony import Telephony, TelephonyError, TelephonyUnavailable
+from callcenter.telephony import Telephony, TelephonyError, TelephonyUnavailable, TelephonyUnreachable
 
 SID, TOKEN = "AC" + "2" * 32, "token"
 SIMULATOR = "http://127.0.0.1:8765"
@@ -54,6 +54,28 @@ def test_an_unreachable_twilio_means_try_later(telephony):
         mock.post(f"{CALLS}/CA1.json", body=requests.ConnectionError("connection refused"))
         with pytest.raises(TelephonyUnavailable, match="unreachable"):
             telephony.redirect("CA1", "https://x/voicemail")
+
+
+def test_only_requests_that_never_reached_twilio_are_called_unreachable():
+    closed_port = Telephony(SID, TOKEN, "http://127.0.0.1:9")  # connection refused: nothing was sent
+    with pytest.raises(TelephonyUnreachable):
+        closed_port.place_call(to="+15005550001", from_="+15005550000", url="https://x/answer")
+    with responses.RequestsMock() as mock:
+        mock.post(f"{CALLS}.json", status=429, json={"code": 20429, "message": "Too Many Requests", "status": 429})
+        with pytest.raises(TelephonyUnreachable):  # turned away before Twilio did anything
+            Telephony(SID, TOKEN, SIMULATOR).place_call(to="+15005550001", from_="+15005550000", url="https://x/a")
+
+
+@pytest.mark.parametrize("answer", [requests.ReadTimeout("read timed out"), requests.ConnectionError("reset"), 503])
+def test_a_lost_answer_or_a_server_error_may_have_done_the_request(telephony, answer):
+    with responses.RequestsMock() as mock:
+        if isinstance(answer, int):
+            mock.post(f"{CALLS}.json", status=answer, json={"code": 20503, "message": "later", "status": answer})
+        else:
+            mock.post(f"{CALLS}.json", body=answer)
+        with pytest.raises(TelephonyUnavailable) as caught:
+            telephony.place_call(to="+15005550001", from_="+15005550000", url="https://x/answer")
+    assert not isinstance(caught.value, TelephonyUnreachable)
 
 
 def test_hang_up_cancels_a_ringing_call_and_completes_an_answered_one(telephony):
