@@ -85,6 +85,10 @@ def _check_workspace(router: Router, workspace_sid: str) -> list[str]:
             problems.append(f"worker {sid} holds {per_worker[sid]} reservations in a single-tasking workspace")
 
     # 2. reservations per task, and task status against its reservations
+    offers = Counter((r.task_sid, r.worker_sid) for r in reservations if r.reservation_status == "pending")
+    for (task_sid, worker_sid), count in offers.items():
+        if count > 1:
+            problems.append(f"task {task_sid} is offered to worker {worker_sid} {count} times at once")
     by_task: dict[str, Counter] = defaultdict(Counter)
     for r in reservations:
         by_task[r.task_sid][r.reservation_status] += 1

@@ -7,9 +7,10 @@ every earlier change ran matching before it committed, no waiting task and avail
 match are ever left unpaired; so one side's best pick is the right pick for both.
 
 The indexed part of eligibility (queue membership, available activity, channel availability and
-free capacity, no offer of this task pending with them, no rejection in this routing step) is one
-SQL query; the target's `expression` and `order_by`, which read JSON attributes, are evaluated in
-Python on the candidates in order, stopping as soon as enough are found.
+free capacity; for a task waiting in a queue, also no offer of it pending with the worker and no
+rejection of it in this routing step) is SQL; looking for workers, the offers are read once per task
+and tested in Python. The target's `expression` and `order_by`, which read JSON attributes, are
+evaluated in Python on the candidates in order, stopping as soon as enough are found.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ _OFFERS_BLOCKING = select(Reservation.worker_sid).where(
 
 def _blocked_workers(tx: Tx, task: Task) -> set[str]:
     """Workers with a pending offer of `task`, or who rejected it in its current routing step."""
-    if tx.is_new(task.sid):
+    if tx.never_offered(task.sid):
         return set()
     return set(tx.session.scalars(_OFFERS_BLOCKING, {"task_sid": task.sid,
                                                      "step_started": task.task_queue_entered_date}))

@@ -36,6 +36,7 @@ def create_reservation(tx: Tx, task: Task, worker: Worker, channel: WorkerChanne
     )
     tx.session.add(reservation)
     tx.created(reservation.sid)
+    tx.offered(task.sid)
     channel.reserved_tasks += 1
     channel.idle_since = tx.now
     worker.active_reservations += 1

@@ -179,6 +179,7 @@ class Tx:
         self.outbox_written = False
         self._timers: dict[tuple[str, str], datetime | None] = {}
         self._created: set[str] = set()
+        self._offered: set[str] = set()
         self._config: WorkspaceConfiguration | None = None
         self._config_changed = False
         self._worker_channels: dict[tuple[str, str], Any] = {}
@@ -334,8 +335,12 @@ class Tx:
         """`sid` is new in this transaction: it has no timers to replace."""
         self._created.add(sid)
 
-    def is_new(self, sid: str) -> bool:
-        return sid in self._created
+    def never_offered(self, task_sid: str) -> bool:
+        """The task was created in this transaction and has had no reservation yet: no offer can block a worker."""
+        return task_sid in self._created and task_sid not in self._offered
+
+    def offered(self, task_sid: str) -> None:
+        self._offered.add(task_sid)
 
     def cancel_timer(self, *kinds: str, subject_sid: str | None = None) -> None:
         """Cancel timers: `cancel_timer("task_ttl", sid)` or `cancel_timer("a", "b", subject_sid=sid)`."""

@@ -6,8 +6,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import delete, insert
 
 from callcenter.routing import ReservationNotPending, queues, workers, workspaces
+from callcenter.routing.invariants import check_invariants
+from callcenter.routing.models import Reservation
 from tests.routing.conftest import Center
 
 
@@ -483,3 +486,28 @@ def test_a_new_task_channel_copies_each_workers_availability_and_the_checker_wat
     with center.router.writer.begin() as connection:
         connection.execute(update(WorkerChannel).where(WorkerChannel.worker_sid == online)
                            .values(worker_available=True))
+
+
+def test_a_worker_with_room_for_several_tasks_is_offered_one_task_once(center):
+    center.workflow(default=center.queue(max_reserved_workers=3))
+    alice = center.worker("alice")
+    set_channel(center, alice, "chat", capacity=3)
+    task = center.task(task_channel="chat")
+    assert [r.worker_sid for r in center.reservations(task_sid=task, status="pending")] == [alice]
+    bob = center.worker("bob")  # the next worker to come takes one of the two places left
+    assert {r.worker_sid for r in center.reservations(task_sid=task, status="pending")} == {alice, bob}
+
+
+def test_invariant_check_reports_a_task_offered_twice_to_one_worker(center):
+    center.workflow(default=center.queue(max_reserved_workers=2))
+    alice = center.worker("alice")
+    set_channel(center, alice, "chat", capacity=2)
+    task = center.task(task_channel="chat")
+    [offer] = center.reservations(task_sid=task, status="pending")
+    with center.router.writer.begin() as connection:
+        row = {column.name: getattr(offer, column.name) for column in Reservation.__table__.columns}
+        connection.execute(insert(Reservation), [{**row, "sid": "WR" + "1" * 32}])
+    problems = check_invariants(center.router, center.ws)
+    assert f"task {task} is offered to worker {alice} 2 times at once" in problems
+    with center.router.writer.begin() as connection:
+        connection.execute(delete(Reservation).where(Reservation.sid == "WR" + "1" * 32))
