@@ -16,10 +16,30 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
+from werkzeug.routing.rules import Rule
 
 from callcenter.database import alembic_config
 from callcenter.routing import FakeClock, Router
 from callcenter.schema import metadata as schema_metadata
+
+
+def _compile_each_url_builder_once() -> None:
+    """The suite builds a Flask app per test (about a thousand), and werkzeug compiles a Python function per
+    URL rule for each one (ast, then compile): a fifth of a second per app, a third of the suite's time.
+    The function depends only on the rule's parts, so one compiled per distinct rule serves every app."""
+    compile_builder = Rule._compile_builder
+    compiled: dict = {}
+
+    def cached(rule: Rule, append_unknown: bool = True):
+        key = (rule.rule, tuple(rule._trace), repr(sorted((rule.defaults or {}).items())), append_unknown)
+        if key not in compiled:
+            compiled[key] = compile_builder(rule, append_unknown)
+        return compiled[key]
+
+    Rule._compile_builder = cached
+
+
+_compile_each_url_builder_once()
 
 POSTGRES_URL = os.environ.get("CALLCENTER_TEST_POSTGRES_URL")
 POSTGRES_SKIP_REASON = ("PostgreSQL not configured: set CALLCENTER_TEST_POSTGRES_URL "
