@@ -88,8 +88,9 @@ def postgres_session_url():
     url = _postgres_database()
     _build_schema(url)
     engine = create_engine(url)
-    # DELETE beats TRUNCATE on tables this small (TRUNCATE replaces every table's files).
-    statements = [f'DELETE FROM "{table.name}"' for table in reversed(schema_metadata.sorted_tables)]
+    # DELETE beats TRUNCATE on tables this small (TRUNCATE replaces every table's files); all of them in
+    # one round trip (psycopg sends a parameterless string of several statements as one query).
+    statements = ["; ".join(f'DELETE FROM "{table.name}"' for table in reversed(schema_metadata.sorted_tables))]
     yield url, engine, statements
     engine.dispose()
     _drop_postgres_database(url)
@@ -106,7 +107,7 @@ def database_url(request, tmp_path):
     url, engine, statements = request.getfixturevalue("postgres_session_url")
     with engine.begin() as conn:
         for statement in statements:
-            conn.execute(text(statement))
+            conn.exec_driver_sql(statement)
     yield url
 
 
