@@ -162,36 +162,36 @@ def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: 
     return True
 
 
-_COPY_AVAILABILITY = (update(WorkerChannel.__table__)
-                      .where(WorkerChannel.__table__.c.worker_sid == bindparam("of_worker"))
-                      .values(worker_available=bindparam("now_available")))
+_CHANNELS = WorkerChannel.__table__
+_NOW_UNAVAILABLE = (update(_CHANNELS).where(_CHANNELS.c.worker_sid == bindparam("of_worker"))
+                    .values(worker_available=False))
+# A worker who becomes available is idle from that moment on every channel.
+_NOW_AVAILABLE = (update(_CHANNELS).where(_CHANNELS.c.worker_sid == bindparam("of_worker"))
+                  .values(worker_available=True, idle_since=bindparam("idle_since")))
 
 
 @event.listens_for(Worker, "after_update")
 def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker) -> None:
-    """Keep `worker_channels.worker_available` equal to `workers.available`, whatever code changed it.
+    """Keep `worker_channels.worker_available` equal to `workers.available`, whatever code changed it, and
+    start every channel's idle time when the worker becomes available (`set_activity` stamps the moment
+    in `date_status_changed`).
 
-    Core on the flush's connection: the channels need not be loaded, and nothing reads the copy but the index.
+    Core on the flush's connection, one statement: the channels need not be loaded, and nothing reads the
+    copy but the index.
     """
     if inspect(worker).attrs.available.history.has_changes():
-        connection.execute(_COPY_AVAILABILITY, {"of_worker": worker.sid, "now_available": worker.available})
+        if worker.available:
+            connection.execute(_NOW_AVAILABLE, {"of_worker": worker.sid, "idle_since": worker.date_status_changed})
+        else:
+            connection.execute(_NOW_UNAVAILABLE, {"of_worker": worker.sid})
 
 
 _CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
 
 
-_IDLE_FROM = (update(WorkerChannel.__table__)
-              .where(WorkerChannel.__table__.c.worker_sid == bindparam("of_worker"))
-              .values(idle_since=bindparam("idle_since")))
-
-
 def _idle_from_now(tx: Tx, worker: Worker) -> None:
-    """Every channel of a worker who just became available counts as idle from now.
-
-    One statement; channels already loaded in this transaction are told the value as already written
-    (through the ORM this was one UPDATE per channel, and a load of every channel first).
-    """
-    tx.session.connection().execute(_IDLE_FROM, {"of_worker": worker.sid, "idle_since": tx.now})
+    """Channels of a worker who just became available, already loaded in this transaction, are told the
+    idle time that `_copy_availability_to_channels` writes for every channel at flush."""
     for channel in tx.session.identity_map.values():
         if isinstance(channel, WorkerChannel) and channel.worker_sid == worker.sid:
             set_committed_value(channel, "idle_since", tx.now)
