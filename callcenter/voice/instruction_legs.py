@@ -36,8 +36,9 @@ from callcenter.telephony import TelephonyError, TelephonyUnavailable, get_telep
 from twiml.instructions import caller_conference, hang_up, task_conference, worker_conference
 
 from . import bp
+from .agents import NOT_ANSWERED
 from .callers import xml
-from .flow import form, public_url
+from .flow import WAITING, form, public_url
 from .instruction_calls import OFFERED, Step, pass_over, read_step, set_status, status_callback_of
 from .instructions import CONFERENCE_EVENTS, INSTRUCTION_TIMER, VoiceInstruction, is_own_url, queue_hang_up
 from .models import Call
@@ -47,9 +48,7 @@ log = logging.getLogger("callcenter.voice")
 # Longer than the caller's move takes: up to three requests (Members API, Calls API, the call's status).
 MOVE_LEASE_SECONDS = 60
 LEGS = ("dequeue", "conference")
-NOT_ANSWERED = ("no-answer", "busy", "failed", "canceled")
 FINAL = (*NOT_ANSWERED, "completed")
-WAITING = ("pending", "reserved")
 GOODBYES = {
     "stray": "",
     "gone": "This call is no longer needed. Goodbye.",
