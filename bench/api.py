@@ -41,7 +41,8 @@ from typing import Any
 
 import requests
 import sqlalchemy
-from sqlalchemy import create_engine, text
+from databases import fresh_database  # bench/databases.py
+from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
@@ -159,28 +160,6 @@ def cpu_seconds(parent_pid: int | None = None, postgres_database: str | None = N
 
 
 # -- the databases ---------------------------------------------------------------------------------
-
-@contextmanager
-def fresh_database(backend: str, scratch: Path, postgres_url: str):
-    if backend == "sqlite":
-        path = scratch / f"api-{uuid.uuid4().hex[:8]}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    name = "cc_bench_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{postgres_url.rpartition('/')[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
 
 def build_schema(database_url: str, env: dict[str, str], how: str) -> None:
     """`init-db` runs the Alembic migrations, as a deploy would; `models` builds the tables from the
@@ -316,7 +295,7 @@ def server_log_problems(log_text: str) -> list[str]:
 
 
 def measure(backend: str, setting: Setting, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    with fresh_database(backend, scratch, args.postgres_url) as database_url:
+    with fresh_database(backend, scratch, args.postgres_url, "api") as database_url:
         env = server_environment(database_url, args.sweeper)
         build_schema(database_url, env, args.schema)
         log_path = scratch / f"gunicorn-{backend}-{setting}.log"

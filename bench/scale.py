@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from databases import fresh_database  # noqa: E402
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
@@ -279,23 +279,6 @@ def measure_size(router: Router, worker_count: int, task_count: int, samples: in
 
 # -- databases -------------------------------------------------------------------------------------
 
-@contextmanager
-def fresh_database(backend: str, scratch: Path, postgres_url: str):
-    if backend == "sqlite":
-        yield f"sqlite:///{scratch / ('scale-' + uuid.uuid4().hex[:8] + '.db')}"
-        return
-    name = "cc_scale_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{postgres_url.rpartition('/')[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def postgres_version(url: str) -> str:
     engine = create_engine(url, poolclass=NullPool)
     try:
@@ -438,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes.split(","):
                 worker_count, task_count = (int(part) for part in size.lower().split("x"))
                 print(f"size {worker_count:,} workers x {task_count:,} tasks ({args.backend}):", flush=True)
-                with fresh_database(args.backend, scratch, args.postgres_url) as url:
+                with fresh_database(args.backend, scratch, args.postgres_url, "scale") as url:
                     router = Router(url)
                     try:
                         router.create_schema()
@@ -461,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         if not args.skip_processes:
             print("several processes on PostgreSQL:", flush=True)
-            with fresh_database("postgresql", scratch, args.postgres_url) as url:
+            with fresh_database("postgresql", scratch, args.postgres_url, "scale") as url:
                 results["processes"] = measure_processes(
                     url, [int(n) for n in args.processes.split(",")], args.workspaces,
                     args.workers_per_workspace, args.seconds)

@@ -42,11 +42,11 @@ from api import (  # noqa: E402  (bench/api.py: the gunicorn and database plumbi
     RESULTS,
     Setting,
     flask_command,
-    fresh_database,
     gunicorn,
     machine,
     server_environment,
 )
+from databases import fresh_database  # noqa: E402
 
 PUBLIC_BASE_URL = "https://bench.example.com"
 TARGET_P99_MS = 30.0
@@ -108,7 +108,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def measure(backend: str, setting: Setting, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    with fresh_database(backend, scratch, args.postgres_url) as database_url:
+    with fresh_database(backend, scratch, args.postgres_url, "webhooks") as database_url:
         env = server_environment(database_url, sweeper=False)
         env.update(PUBLIC_BASE_URL=PUBLIC_BASE_URL, CONTACT_CENTER_FILE=str(ROOT / "contact-center.toml"))
         for command in (("init-db",), ("contact-center", "load")):
