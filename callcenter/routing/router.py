@@ -109,7 +109,7 @@ class Router:
                 workspace = None
                 if workspace_sid is not None:
                     lock_workspace(session.connection(), workspace_sid)
-                    workspace = session.scalars(_WORKSPACE, {"workspace_sid": workspace_sid}).one_or_none()
+                    workspace = session.scalars(_by_sid(Workspace), {"sid": workspace_sid}).one_or_none()
                     if workspace is None:
                         raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
                 tx = Tx(self, session, workspace, self.clock.now())
@@ -149,9 +149,6 @@ def _by_sid(model: type):
     return select(model).where(model.__table__.c.sid == bindparam("sid"))
 
 
-# Every transaction reads its workspace: the statement is built once (`session.get` builds and
-# hashes a new one per call, which cost more than running it).
-_WORKSPACE = select(Workspace).where(Workspace.sid == bindparam("workspace_sid"))
 # Every transaction writes these: built once (constructing a statement costs more than running it).
 _TIMERS = Timer.__table__
 # One probe of the (kind, subject_sid) index per key, sent as one executemany: SQLite answers
