@@ -147,7 +147,7 @@ def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: 
     worker.date_status_changed = tx.now
     worker.date_updated = tx.now
     if became_available:
-        _idle_from_now(tx, worker)
+        _loaded_channels_idle_from_now(tx, worker)
     emit(tx, "worker.activity.update", resource=worker, worker=worker,
          description=f"Worker {worker.friendly_name} updated to {activity.friendly_name} Activity",
          data={
@@ -189,7 +189,7 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
 _CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
 
 
-def _idle_from_now(tx: Tx, worker: Worker) -> None:
+def _loaded_channels_idle_from_now(tx: Tx, worker: Worker) -> None:
     """Channels of a worker who just became available, already loaded in this transaction, are told the
     idle time that `_copy_availability_to_channels` writes for every channel at flush."""
     for channel in tx.session.identity_map.values():
