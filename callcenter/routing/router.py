@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
 from . import events as events_module
+from . import flush
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
 from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
@@ -52,6 +53,7 @@ class Router:
         self._checkpointer = sqlite_checkpointer(self.database_url)  # WAL checkpoints off the commit path
         self.clock = clock or SystemClock()
         self._write_sessions = sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
+        flush.install(self._write_sessions)  # changed rows are written without the ORM's unit of work
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
         self.listeners: list[EventListener] = []
         # Voice instructions in assignment-callback replies and Instruction parameters
