@@ -25,12 +25,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import event
 from sqlalchemy.orm import ColumnProperty, Mapper, Session
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import ClauseElement
+
+from .statements import execute
 
 
 def install(sessions: Any) -> None:
@@ -62,7 +64,6 @@ def write_updates(session: Session) -> int:
     connection = session.connection()
     dialect = connection.dialect
     cursor = connection.connection.dbapi_connection.cursor()
-    hooks = connection._has_events or connection.engine._has_events
     written = []
     try:
         for mapper, state, columns, values in plans:
@@ -70,7 +71,7 @@ def write_updates(session: Session) -> int:
                 sql, processors = _statement(mapper.local_table, columns, dialect.paramstyle, dialect)
                 params = tuple(value if process is None else process(value)
                                for process, value in zip(processors, values, strict=True))
-                _execute(connection, cursor, sql, params, hooks)
+                execute(connection, cursor, sql, params)
                 if cursor.rowcount != 1:
                     raise StaleDataError(f"UPDATE of {mapper.local_table.name} {state.key[1]} matched "
                                          f"{cursor.rowcount} rows, not 1")
@@ -81,20 +82,6 @@ def write_updates(session: Session) -> int:
         cursor.close()
     InstanceState._commit_all_states(((state, state.dict) for state in written), session.identity_map)
     return len(written)
-
-
-def _execute(connection: Any, cursor: Any, sql: str, params: tuple, hooks: bool) -> None:
-    if hooks:
-        for listener in connection.dispatch.before_cursor_execute:
-            sql, params = listener(connection, cursor, sql, params, None, False) or (sql, params)
-    try:
-        cursor.execute(sql, params)
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise exc.DBAPIError.instance(sql, params, error, connection.dialect.loaded_dbapi.Error,
-                                      dialect=connection.dialect) from error
-    if hooks:
-        for listener in connection.dispatch.after_cursor_execute:
-            listener(connection, cursor, sql, params, None, False)
 
 
 def _plan(state: InstanceState) -> tuple[Mapper, InstanceState, tuple[str, ...], list[Any]] | None:

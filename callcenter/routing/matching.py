@@ -19,10 +19,11 @@ import heapq
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, DateTime, and_, bindparam, exists, or_, select, text, union_all
 
+from . import statements
 from .expressions import Expression, resolve
 from .models import (
     WAITING_PREDICATE,
@@ -198,8 +199,19 @@ def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
            "FROM worker_channels CROSS JOIN task_queue_members CROSS JOIN workers "
            f"WHERE {' AND '.join(conditions)} "
            "ORDER BY worker_channels.idle_since, worker_channels.worker_sid LIMIT :size OFFSET :offset")
-    return text(sql).bindparams(bindparam("true", True)).columns(
-        *(column.expression for column in _CANDIDATE_COLUMNS))
+    return text(sql).bindparams(bindparam("true", True))
+
+
+class Candidate(NamedTuple):
+    """A row of the candidate query (`_CANDIDATE_COLUMNS`). `idle_since` is as the driver returns it (text on
+    SQLite): it only orders candidates of one query."""
+
+    sid: str
+    friendly_name: str
+    name_key: str
+    attributes: str
+    activity_sid: str
+    idle_since: Any
 
 
 _OFFERS_BLOCKING = select(Reservation.worker_sid).where(
@@ -242,10 +254,10 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = 
     offset, size = 0, max(1, first_batch + len(blocked))
     while True:
         tx.session.flush()  # the query reads capacity and availability that this transaction may have changed
-        rows = tx.session.connection().execute(query, {**params, "size": size, "offset": offset}).all()
+        rows = statements.run(tx.session.connection(), query, {**params, "size": size, "offset": offset})
         for row in rows:
-            if row.sid not in blocked:
-                yield row
+            if row[0] not in blocked:
+                yield Candidate._make(row)
         if len(rows) < size:
             return
         offset += size
@@ -408,8 +420,9 @@ def _queue_heads(tx: Tx, order: str, heads: list[tuple[TaskQueue, str]], worker_
 
 def member_queues(tx: Tx, worker: Worker) -> list[TaskQueue]:
     configured = tx.config.queues
-    return [configured[sid] for sid in tx.session.scalars(_MEMBER_QUEUES, {"worker_sid": worker.sid})
-            if sid in configured]
+    tx.session.flush()  # memberships this transaction changed
+    rows = statements.run(tx.session.connection(), _MEMBER_QUEUES, {"worker_sid": worker.sid})
+    return [configured[sid] for (sid,) in rows if sid in configured]
 
 
 def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str],
@@ -433,17 +446,17 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str],
             yield from heapq.merge(*heads, key=_fifo_key if kind == "FIFO" else _lifo_key)
 
 
-def _any_waiting_query(dialect: str):
-    """One probe of `ix_tasks_waiting_order` per (queue, channel) pair. SQLite is told the index: left to
-    itself it picks ix_tasks_queue_waiting and reads every waiting task of the queues to test its channel
-    (50,000 a queue at TaskRouter's limits). The status test is spelled as the partial index's predicate."""
+@lru_cache(maxsize=256)
+def _any_waiting_query(dialect: str, queues: int, channels: int):
+    """One probe of `ix_tasks_waiting_order` per (queue, channel) pair, for `queues` queues and `channels`
+    channels (`:queue_<n>`, `:channel_<n>`). SQLite is told the index: left to itself it picks
+    ix_tasks_queue_waiting and reads every waiting task of the queues to test its channel (50,000 a queue
+    at TaskRouter's limits). The status test is spelled as the partial index's predicate."""
     indexed_by = " INDEXED BY ix_tasks_waiting_order" if dialect == "sqlite" else ""
-    return text(f"SELECT 1 FROM tasks{indexed_by} WHERE tasks.task_queue_sid IN :queue_sids "
-                f"AND tasks.task_channel_sid IN :channel_sids AND tasks.{WAITING_PREDICATE} LIMIT 1").bindparams(
-        bindparam("queue_sids", expanding=True), bindparam("channel_sids", expanding=True))
-
-
-_ANY_WAITING = {dialect: _any_waiting_query(dialect) for dialect in ("sqlite", "postgresql")}
+    queue_list = ", ".join(f":queue_{number}" for number in range(queues))
+    channel_list = ", ".join(f":channel_{number}" for number in range(channels))
+    return text(f"SELECT 1 FROM tasks{indexed_by} WHERE tasks.task_queue_sid IN ({queue_list}) "
+                f"AND tasks.task_channel_sid IN ({channel_list}) AND tasks.{WAITING_PREDICATE} LIMIT 1")
 
 
 def _any_waiting(tx: Tx, member_of: list[TaskQueue], channel_sids: list[str]) -> bool:
@@ -453,10 +466,11 @@ def _any_waiting(tx: Tx, member_of: list[TaskQueue], channel_sids: list[str]) ->
     serving order costs."""
     tx.session.flush()
     connection = tx.session.connection()
-    query = _ANY_WAITING.get(connection.dialect.name, _ANY_WAITING["postgresql"])
-    found = connection.execute(query, {"queue_sids": [queue.sid for queue in member_of],
-                                       "channel_sids": channel_sids}).first()
-    return found is not None
+    dialect = "sqlite" if connection.dialect.name == "sqlite" else "postgresql"
+    query = _any_waiting_query(dialect, len(member_of), len(channel_sids))
+    params = {f"queue_{number}": queue.sid for number, queue in enumerate(member_of)}
+    params.update({f"channel_{number}": sid for number, sid in enumerate(channel_sids)})
+    return bool(statements.run(connection, query, params))
 
 
 def reserve_for_worker(tx: Tx, worker: Worker) -> int:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
 from . import events as events_module
-from . import flush
+from . import flush, statements
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
 from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
@@ -157,9 +157,8 @@ _TIMERS = Timer.__table__
 # `(kind, subject_sid) IN (VALUES ...)` by scanning every timer (500,000 of them at the limit).
 _DELETE_TIMERS = _TIMERS.delete().where(_TIMERS.c.kind == bindparam("of_kind"),
                                         _TIMERS.c.subject_sid == bindparam("of_subject"))
-_INSERT_TIMERS = _TIMERS.insert()
-_INSERT_EVENTS = events_module.Event.__table__.insert()
-_INSERT_OUTBOX = OutboxMessage.__table__.insert()
+_EVENTS = events_module.Event.__table__
+_OUTBOX = OutboxMessage.__table__
 
 
 class Tx:
@@ -357,11 +356,11 @@ class Tx:
         keys = [{"of_kind": kind, "of_subject": subject} for kind, subject in self._timers
                 if subject not in self._created]
         if keys:
-            connection.execute(_DELETE_TIMERS, keys)
+            statements.run_many(connection, _DELETE_TIMERS, keys)
         rows = [{"workspace_sid": self.workspace.sid, "kind": kind, "subject_sid": subject, "due_at": due}
                 for (kind, subject), due in self._timers.items() if due is not None]
         if rows:
-            connection.execute(_INSERT_TIMERS, rows)
+            statements.insert_rows(connection, _TIMERS, rows)
         self._timers.clear()
 
     def finish(self) -> None:
@@ -371,13 +370,13 @@ class Tx:
             run_matching(self)
         self.session.flush()
         self._write_timers()
-        # Core executemany on the connection: one statement for all of the transaction's events.
+        # One executemany on the connection for all of the transaction's events, one for its outbox rows.
         connection = self.session.connection()
         if self._events:
-            connection.execute(_INSERT_EVENTS, self._events)
+            statements.insert_rows(connection, _EVENTS, self._events)
             self.committed_events = self._events
         if self._outbox:
-            connection.execute(_INSERT_OUTBOX, self._outbox)
+            statements.insert_rows(connection, _OUTBOX, self._outbox)
             self.outbox_written = True
 
     def take_woken(self) -> tuple[list[Task], list[Worker]]:

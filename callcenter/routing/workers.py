@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, func, inspect, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import validation
+from . import statements, validation
 from .errors import DuplicateName, IllegalState, InvalidParameter, NotFound
 from .events import emit
 from .models import Activity, Reservation, TaskChannel, Worker, WorkerChannel
@@ -181,9 +181,9 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
     """
     if inspect(worker).attrs.available.history.has_changes():
         if worker.available:
-            connection.execute(_NOW_AVAILABLE, {"of_worker": worker.sid, "idle_since": worker.date_status_changed})
+            statements.run(connection, _NOW_AVAILABLE, {"of_worker": worker.sid, "idle_since": worker.date_status_changed})
         else:
-            connection.execute(_NOW_UNAVAILABLE, {"of_worker": worker.sid})
+            statements.run(connection, _NOW_UNAVAILABLE, {"of_worker": worker.sid})
 
 
 _CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))

@@ -1,0 +1,142 @@
+"""The engine's hot statements, sent straight to the database driver on the transaction's connection.
+
+SQLAlchemy's Core spends about a tenth of a millisecond preparing each execution (execution context,
+parameter processing, result metadata), several times what SQLite takes to run the engine's small
+statements; a task's lifecycle sends about thirty of them. The statements here are compiled once per
+dialect, and each execution only converts its parameters with the column types' bind processors and
+calls the driver's cursor. Results are plain tuples.
+
+What stays the same as a Core execution:
+- engine listeners on `before_cursor_execute` / `after_cursor_execute` see every statement (statement
+  counters, the concurrency test's probes);
+- driver errors are wrapped as SQLAlchemy wraps them (`IntegrityError`, `OperationalError`, ...);
+- the statement runs on the session's connection, in its transaction.
+
+Only statements without expanding (`IN :list`) parameters or SQL-side defaults are compiled this way;
+`insert_rows` writes a table's rows when every column it leaves out has no Python-side default, and
+falls back to Core otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import exc
+
+_COMPILED: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict, dict]] = {}
+_INSERTS: dict[tuple[Any, str, tuple[str, ...]], tuple[str, tuple] | None] = {}
+
+
+def run(connection: Any, statement: Any, params: dict[str, Any] | None = None) -> list[tuple]:
+    """Execute a prebuilt Core or text statement with `params`; returns its rows (empty for DML)."""
+    sql, order, processors, defaults = _compiled(statement, connection.dialect)
+    values = _values(params or {}, order, processors, defaults)
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        execute(connection, cursor, sql, values)
+        return cursor.fetchall() if cursor.description is not None else []
+    finally:
+        cursor.close()
+
+
+def run_many(connection: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Execute a prebuilt DML statement once per parameter set (one `executemany`)."""
+    sql, order, processors, defaults = _compiled(statement, connection.dialect)
+    execute(connection, None, sql, [_values(row, order, processors, defaults) for row in rows], many=True)
+
+
+def insert_rows(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (dicts) into `table`: one `executemany` per set of keys, in the rows' order."""
+    start = 0
+    while start < len(rows):
+        keys = tuple(rows[start])
+        end = start + 1
+        while end < len(rows) and tuple(rows[end]) == keys:
+            end += 1
+        _insert_same_keys(connection, table, keys, rows[start:end])
+        start = end
+
+
+def _insert_same_keys(connection: Any, table: Any, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    dialect = connection.dialect
+    plan_key = (table, dialect.name, keys)
+    if plan_key not in _INSERTS:
+        _INSERTS[plan_key] = _insert_plan(table, dialect, keys)
+    plan = _INSERTS[plan_key]
+    if plan is None:
+        connection.execute(table.insert(), rows)
+        return
+    sql, processors = plan
+    params = [tuple(value if process is None else process(value)
+                    for process, value in zip(processors, (row[key] for key in keys), strict=True))
+              for row in rows]
+    execute(connection, None, sql, params, many=True)
+
+
+def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool = False) -> Any:
+    """Run `sql` on the connection's driver cursor (a new one when `cursor` is None), with the engine's
+    cursor listeners and SQLAlchemy's error wrapping."""
+    own = cursor is None
+    if own:
+        cursor = connection.connection.dbapi_connection.cursor()
+    hooks = connection._has_events or connection.engine._has_events
+    try:
+        if hooks:
+            for listener in connection.dispatch.before_cursor_execute:
+                sql, params = listener(connection, cursor, sql, params, None, many) or (sql, params)
+        dbapi = connection.dialect.loaded_dbapi
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+        except dbapi.Error as error:
+            raise exc.DBAPIError.instance(sql, params, error, dbapi.Error, dialect=connection.dialect,
+                                          ismulti=many) from error
+        if hooks:
+            for listener in connection.dispatch.after_cursor_execute:
+                listener(connection, cursor, sql, params, None, many)
+        return cursor
+    finally:
+        if own:
+            cursor.close()
+
+
+def _compiled(statement: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict, dict]:
+    key = (id(statement), dialect.name)
+    found = _COMPILED.get(key)
+    if found is None or found[0] is not statement:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("expanding or literal-execute parameters cannot be precompiled")
+        positional = dialect.paramstyle in ("qmark", "format", "numeric")
+        order = tuple(compiled.positiontup) if positional else None
+        processors = {name: bind.type._cached_bind_processor(dialect) for name, bind in
+                      ((name, compiled.binds[name]) for name in compiled.bind_names.values())}
+        defaults = {compiled.bind_names[bind]: bind.value for bind in compiled.bind_names
+                    if bind.value is not None or not bind.required}
+        found = _COMPILED[key] = (statement, compiled.string, order, processors, defaults)
+    return found[1:]
+
+
+def _values(params: dict[str, Any], order: tuple[str, ...] | None, processors: dict, defaults: dict) -> Any:
+    def value(name: str) -> Any:
+        given = params[name] if name in params else defaults[name]
+        process = processors.get(name)
+        return given if process is None else process(given)
+
+    if order is not None:
+        return tuple(value(name) for name in order)
+    return {name: value(name) for name in processors}
+
+
+def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple] | None:
+    for column in table.columns:
+        if column.key not in keys and column.default is not None:
+            return None  # a Python-side default the rows leave to SQLAlchemy
+    columns = [table.c[key] for key in keys]
+    preparer = dialect.identifier_preparer
+    marks = ", ".join(("?" if dialect.paramstyle == "qmark" else "%s") for _ in columns)
+    sql = (f"INSERT INTO {preparer.format_table(table)} "
+           f"({', '.join(preparer.quote(column.name) for column in columns)}) VALUES ({marks})")
+    return sql, tuple(column.type._cached_bind_processor(dialect) for column in columns)
