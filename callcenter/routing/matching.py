@@ -298,7 +298,8 @@ def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None
 
 
 _WORKER_AND_CHANNEL = (
-    select(Worker, WorkerChannel)
+    select(*statements.columns_of(Worker), *statements.columns_of(WorkerChannel))
+    .select_from(Worker)
     .join(WorkerChannel, WorkerChannel.worker_sid == Worker.sid)
     .where(Worker.sid == bindparam("worker_sid"), WorkerChannel.task_channel_sid == bindparam("channel_sid"))
 )
@@ -310,9 +311,9 @@ def _worker_and_channel(tx: Tx, worker_sid: str, channel_sid: str) -> tuple[Work
     if channel is not None:
         return tx.session.get(Worker, worker_sid), channel
     # Loaded by key: pending changes cannot alter what this finds, so they need not be flushed first.
-    with tx.session.no_autoflush:
-        worker, channel = tx.session.execute(_WORKER_AND_CHANNEL, {"worker_sid": worker_sid,
-                                                                   "channel_sid": channel_sid}).one()
+    ((worker, channel),) = statements.load_rows(tx.session, _WORKER_AND_CHANNEL, {"worker_sid": worker_sid,
+                                                                                  "channel_sid": channel_sid},
+                                                (Worker, WorkerChannel), flush=False)
     tx.hold(worker)
     tx.remember_channel(channel)
     return worker, channel

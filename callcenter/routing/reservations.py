@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 
+from . import statements
 from .errors import IllegalState, InvalidParameter, NotFound, ReservationNotPending
 from .events import emit, epoch_ms, task_age_seconds
 from .models import Reservation, Task, TaskQueue, Worker, WorkerChannel
@@ -298,8 +299,10 @@ def update_reservation(
 
 # One statement for the reservation, its task, its worker and their channel, which every status change
 # reads (four lookups otherwise); later `session.get` calls find them in the session's identity map.
+_PARTIES = (Reservation, Task, Worker, WorkerChannel)
 _RESERVATION_WITH_PARTIES = (
-    select(Reservation, Task, Worker, WorkerChannel)
+    select(*(column for model in _PARTIES for column in statements.columns_of(model)))
+    .select_from(Reservation)
     .join(Task, Task.sid == Reservation.task_sid)
     .join(Worker, Worker.sid == Reservation.worker_sid)
     .outerjoin(WorkerChannel, and_(WorkerChannel.worker_sid == Reservation.worker_sid,
@@ -310,8 +313,9 @@ _RESERVATION_WITH_PARTIES = (
 
 def load_reservation(tx: Tx, reservation_sid: str) -> Reservation:
     """A reservation of this workspace, loaded with its task, worker and worker channel, or NotFound."""
-    row = (tx.session.execute(_RESERVATION_WITH_PARTIES, {"reservation_sid": reservation_sid}).first()
-           if isinstance(reservation_sid, str) else None)
+    rows = (statements.load_rows(tx.session, _RESERVATION_WITH_PARTIES, {"reservation_sid": reservation_sid},
+                                 _PARTIES) if isinstance(reservation_sid, str) else [])
+    row = rows[0] if rows else None
     if row is None or row[0].workspace_sid != tx.workspace.sid:
         raise NotFound(f"The requested resource Reservation {reservation_sid} was not found")
     tx.hold(*row)

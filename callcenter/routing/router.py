@@ -13,12 +13,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.util import identity_key
 
 from . import events as events_module
 from . import flush, statements
@@ -111,7 +109,7 @@ class Router:
                 workspace = None
                 if workspace_sid is not None:
                     lock_workspace(session.connection(), workspace_sid)
-                    workspace = session.scalars(_by_sid(Workspace), {"sid": workspace_sid}).one_or_none()
+                    workspace = statements.load(session, Workspace, workspace_sid)
                     if workspace is None:
                         raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
                 tx = Tx(self, session, workspace, self.clock.now())
@@ -143,12 +141,6 @@ class Router:
         ready = self._outbox_ready.wait(timeout)
         self._outbox_ready.clear()
         return ready
-
-
-@lru_cache(maxsize=32)
-def _by_sid(model: type):
-    """`select(model)` by sid, built once per model (`session.get` builds and hashes one per call)."""
-    return select(model).where(model.__table__.c.sid == bindparam("sid"))
 
 
 # Every transaction writes these: built once (constructing a statement costs more than running it).
@@ -237,11 +229,7 @@ class Tx:
 
     def get(self, model: type, sid: str, name: str | None = None):
         """Fetch a resource of this workspace or raise NotFound."""
-        row = None
-        if isinstance(sid, str):
-            row = self.session.identity_map.get(identity_key(model, sid))
-            if row is None:
-                row = self.session.scalars(_by_sid(model), {"sid": sid}).one_or_none()
+        row = statements.load(self.session, model, sid) if isinstance(sid, str) else None
         if row is None or getattr(row, "workspace_sid", None) != self.workspace.sid:
             raise NotFound(f"The requested resource {name or model.__name__} {sid} was not found")
         return row

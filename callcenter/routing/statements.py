@@ -19,9 +19,12 @@ falls back to Core otherwise.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import exc
+from sqlalchemy import bindparam, exc, inspect, select
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 _COMPILED: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict, dict]] = {}
 _INSERTS: dict[tuple[Any, str, tuple[str, ...]], tuple[str, tuple] | None] = {}
@@ -140,3 +143,86 @@ def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, 
     sql = (f"INSERT INTO {preparer.format_table(table)} "
            f"({', '.join(preparer.quote(column.name) for column in columns)}) VALUES ({marks})")
     return sql, tuple(column.type._cached_bind_processor(dialect) for column in columns)
+
+
+def load(session: Any, model: type, sid: str) -> Any:
+    """The `model` row with primary key `sid` as a persistent object of `session`, or None.
+
+    Already in the session, it is returned as is, without SQL. Pending changes cannot alter which row a
+    primary key finds, so nothing is flushed first.
+    """
+    found = session.identity_map.get(identity_key(model, sid))
+    if found is not None:
+        return found
+    rows = load_rows(session, _by_key(model), {"sid": sid}, (model,), flush=False)
+    return rows[0][0] if rows else None
+
+
+def columns_of(model: type) -> list[Any]:
+    """The table columns mapped as `model`'s attributes, in the order `load_rows` reads them."""
+    return list(_entity(model)[0])
+
+
+def load_rows(session: Any, statement: Any, params: dict[str, Any], models: tuple[type, ...], *,
+              flush: bool = True) -> list[tuple[Any, ...]]:
+    """Run `statement`, a SELECT of `columns_of(model)` for each of `models` in turn, and return each row as
+    a tuple of persistent objects of `session` (None where an outer join found nothing).
+
+    What a query through the session does, without its machinery: pending changes are flushed first
+    (`flush=False` when they cannot matter), objects already in the session are returned as they are
+    (their unflushed values win, as with the ORM), and new ones are attached as if a query had loaded
+    them: values converted by the column types' result processors, nothing to write at flush.
+    """
+    if flush:
+        session.flush()
+    connection = session.connection()
+    rows = run(connection, statement, params)
+    dialect = connection.dialect
+    plans = [(*_entity(model), _processors(model, dialect), model) for model in models]
+    loaded = []
+    for row in rows:
+        objects, start = [], 0
+        for columns, keys, key_index, processors, model in plans:
+            end = start + len(columns)
+            objects.append(_attach(session, model, keys, key_index, processors, row[start:end]))
+            start = end
+        loaded.append(tuple(objects))
+    return loaded
+
+
+def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, processors: tuple,
+            values: tuple) -> Any:
+    sid = values[key_index]
+    if sid is None:
+        return None
+    found = session.identity_map.get(identity_key(model, sid))
+    if found is not None:
+        return found
+    instance = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update({key: (value if process is None else process(value))
+                              for key, process, value in zip(keys, processors, values, strict=True)})
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+@lru_cache(maxsize=64)
+def _entity(model: type) -> tuple[tuple[Any, ...], tuple[str, ...], int]:
+    """(columns, attribute keys, index of the primary key) of a single-table mapped class."""
+    mapper = inspect(model)
+    table = mapper.local_table
+    props = [prop for prop in mapper.column_attrs if len(prop.columns) == 1 and prop.columns[0].table is table]
+    columns = tuple(prop.columns[0] for prop in props)
+    key_column = next(iter(table.primary_key.columns))
+    return columns, tuple(prop.key for prop in props), columns.index(key_column)
+
+
+@lru_cache(maxsize=64)
+def _processors(model: type, dialect: Any) -> tuple:
+    return tuple(column.type._cached_result_processor(dialect, None) for column in _entity(model)[0])
+
+
+@lru_cache(maxsize=64)
+def _by_key(model: type) -> Any:
+    key_column = next(iter(model.__table__.primary_key.columns))
+    return select(*columns_of(model)).where(key_column == bindparam("sid"))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 
-from . import validation
+from . import statements, validation
 from .errors import IllegalState, InvalidParameter, NotFound
 from .events import emit
 from .models import Reservation, Task, Worker, WorkerChannel, Workflow
@@ -170,10 +170,14 @@ def update_task(
 
 # Wrapping up or completing reads the task's active reservation, its worker and their channel too: one
 # statement instead of four lookups (the worker and channel then come from the session's identity map and the Tx).
+_WITH_ASSIGNMENT = (Task, Worker, WorkerChannel, Reservation)
 _TASK_WITH_ASSIGNMENT = (
-    select(Task, Worker, WorkerChannel, Reservation)
+    select(*(column for model in _WITH_ASSIGNMENT for column in statements.columns_of(model)))
+    .select_from(Task)
     .outerjoin(Reservation, and_(Reservation.task_sid == Task.sid,
-                                 Reservation.reservation_status.in_(("accepted", "wrapping"))))
+                                 # two comparisons, not IN: an IN list is rendered per execution
+                                 or_(Reservation.reservation_status == "accepted",
+                                     Reservation.reservation_status == "wrapping")))
     .outerjoin(Worker, Worker.sid == Reservation.worker_sid)
     .outerjoin(WorkerChannel, and_(WorkerChannel.worker_sid == Reservation.worker_sid,
                                    WorkerChannel.task_channel_sid == Reservation.task_channel_sid))
@@ -182,7 +186,8 @@ _TASK_WITH_ASSIGNMENT = (
 
 
 def _load_with_assignment(tx: Tx, task_sid: str) -> Task:
-    rows = tx.session.execute(_TASK_WITH_ASSIGNMENT, {"task_sid": task_sid}).all() if isinstance(task_sid, str) else []
+    rows = (statements.load_rows(tx.session, _TASK_WITH_ASSIGNMENT, {"task_sid": task_sid}, _WITH_ASSIGNMENT)
+            if isinstance(task_sid, str) else [])
     if not rows or rows[0][0].workspace_sid != tx.workspace.sid:
         raise NotFound(f"The requested resource Task {task_sid} was not found")
     for task, worker, channel, reservation in rows:

@@ -186,7 +186,7 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
             statements.run(connection, _NOW_UNAVAILABLE, {"of_worker": worker.sid})
 
 
-_CHANNELS_OF = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
+_CHANNELS_OF = select(*statements.columns_of(WorkerChannel)).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
 
 
 def _loaded_channels_idle_from_now(tx: Tx, worker: Worker) -> None:
@@ -202,13 +202,14 @@ def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
     objects, whose values include this transaction's changes (channels change only through them)."""
     channels = tx.loaded_channels(worker.sid)
     if channels is None:
-        channels = list(tx.session.scalars(_CHANNELS_OF, {"worker_sid": worker.sid}))
+        channels = [row[0] for row in statements.load_rows(tx.session, _CHANNELS_OF, {"worker_sid": worker.sid},
+                                                            (WorkerChannel,))]
         tx.remember_channels(worker.sid, channels)
     return channels
 
 
-_WORKER_CHANNEL = select(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"),
-                                              WorkerChannel.task_channel_sid == bindparam("channel_sid"))
+_WORKER_CHANNEL = select(*statements.columns_of(WorkerChannel)).where(
+    WorkerChannel.worker_sid == bindparam("worker_sid"), WorkerChannel.task_channel_sid == bindparam("channel_sid"))
 
 
 def worker_channel(tx: Tx, worker: Worker, task_channel_sid: str) -> WorkerChannel:
@@ -217,8 +218,9 @@ def worker_channel(tx: Tx, worker: Worker, task_channel_sid: str) -> WorkerChann
         return channel
     # The lookup reads no column that pending changes could alter, so it need not flush them first
     # (flushing here split one UPDATE of a task or worker into two).
-    with tx.session.no_autoflush:
-        channel = tx.session.scalar(_WORKER_CHANNEL, {"worker_sid": worker.sid, "channel_sid": task_channel_sid})
+    rows = statements.load_rows(tx.session, _WORKER_CHANNEL, {"worker_sid": worker.sid, "channel_sid": task_channel_sid},
+                                (WorkerChannel,), flush=False)
+    channel = rows[0][0] if rows else None
     if channel is None:
         raise NotFound(f"Worker {worker.sid} has no channel {task_channel_sid}")
     tx.remember_channel(channel)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import bindparam, event, exc, select, text
 
 from callcenter.routing import statements
-from callcenter.routing.models import OutboxMessage, Timer
+from callcenter.routing.models import OutboxMessage, TaskChannel, Timer, Worker, WorkerChannel
 
 _TIMERS = Timer.__table__
 _OUTBOX = OutboxMessage.__table__
@@ -76,3 +76,58 @@ def test_a_bound_default_value_is_sent_when_the_caller_gives_none(center, router
     query = text("SELECT :answer + :given").bindparams(bindparam("answer", 40))
     with router.transaction(center.ws) as tx:
         assert statements.run(tx.session.connection(), query, {"given": 2}) == [(42,)]
+
+
+# -- loading objects -------------------------------------------------------------------------------
+
+_WORKER_AND_CHANNEL = (
+    select(*statements.columns_of(Worker), *statements.columns_of(WorkerChannel))
+    .select_from(Worker)
+    .outerjoin(WorkerChannel, (WorkerChannel.worker_sid == Worker.sid)
+               & (WorkerChannel.task_channel_sid == bindparam("channel_sid")))
+    .where(Worker.sid == bindparam("worker_sid"))
+)
+
+
+def test_loaded_objects_are_what_the_orm_would_load_and_nothing_is_written_back(center, router):
+    worker_sid = center.worker("alice", {"skills": ["en"]})
+    with router.read() as session:
+        expected = session.get(Worker, worker_sid)
+        expected_values = {column.key: getattr(expected, column.key) for column in statements.columns_of(Worker)}
+    writes = []
+    event.listen(router.writer, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_rest: writes.append(statement.split()[0]))
+    with router.transaction(center.ws) as tx:
+        worker = statements.load(tx.session, Worker, worker_sid)
+        assert {key: getattr(worker, key) for key in expected_values} == expected_values
+        assert isinstance(worker.date_created, datetime) and worker in tx.session and worker not in tx.session.dirty
+        assert statements.load(tx.session, Worker, worker_sid) is worker  # the second time from the session
+        assert statements.load(tx.session, Worker, "WK" + "0" * 32) is None
+        tx.session.flush()
+    assert [verb for verb in writes if verb not in ("SELECT", "BEGIN", "COMMIT")] == []
+
+
+def test_an_object_already_in_the_session_keeps_its_unflushed_changes(center, router):
+    worker_sid = center.worker("alice")
+    with router.transaction(center.ws) as tx:
+        worker = statements.load(tx.session, Worker, worker_sid)
+        worker.friendly_name = "alice (evenings)"
+        rows = statements.load_rows(tx.session, _WORKER_AND_CHANNEL,
+                                    {"worker_sid": worker_sid, "channel_sid": "TC" + "0" * 32},
+                                    (Worker, WorkerChannel), flush=False)
+        assert rows == [(worker, None)]  # the outer join found no channel: None, not an empty object
+        assert rows[0][0].friendly_name == "alice (evenings)"
+    assert center.get_worker(worker_sid).friendly_name == "alice (evenings)"
+
+
+def test_a_change_to_a_loaded_object_is_written_at_commit(center, router):
+    worker_sid = center.worker("alice")
+    with router.transaction(center.ws) as tx:
+        channel_sid = next(sid for sid, name in tx.session.execute(select(TaskChannel.sid, TaskChannel.unique_name))
+                           if name == "voice")
+        [(worker, channel)] = statements.load_rows(tx.session, _WORKER_AND_CHANNEL,
+                                                   {"worker_sid": worker_sid, "channel_sid": channel_sid},
+                                                   (Worker, WorkerChannel))
+        assert worker.sid == channel.worker_sid == worker_sid and channel.task_channel_sid == channel_sid
+        channel.capacity = 3
+    assert center.channel(worker_sid).capacity == 3
