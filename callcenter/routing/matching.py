@@ -254,7 +254,7 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = 
     offset, size = 0, max(1, first_batch + len(blocked))
     while True:
         tx.session.flush()  # the query reads capacity and availability that this transaction may have changed
-        rows = statements.run(tx.session.connection(), query, {**params, "size": size, "offset": offset})
+        rows = statements.run(statements.connection(tx.session), query, {**params, "size": size, "offset": offset})
         for row in rows:
             if row[0] not in blocked:
                 yield Candidate._make(row)
@@ -422,7 +422,7 @@ def _queue_heads(tx: Tx, order: str, heads: list[tuple[TaskQueue, str]], worker_
 def member_queues(tx: Tx, worker: Worker) -> list[TaskQueue]:
     configured = tx.config.queues
     tx.session.flush()  # memberships this transaction changed
-    rows = statements.run(tx.session.connection(), _MEMBER_QUEUES, {"worker_sid": worker.sid})
+    rows = statements.run(statements.connection(tx.session), _MEMBER_QUEUES, {"worker_sid": worker.sid})
     return [configured[sid] for (sid,) in rows if sid in configured]
 
 
@@ -466,7 +466,7 @@ def _any_waiting(tx: Tx, member_of: list[TaskQueue], channel_sids: list[str]) ->
     after a first reservation), and this says so for a fraction of what reading every queue's head in
     serving order costs."""
     tx.session.flush()
-    connection = tx.session.connection()
+    connection = statements.connection(tx.session)
     dialect = "sqlite" if connection.dialect.name == "sqlite" else "postgresql"
     query = _any_waiting_query(dialect, len(member_of), len(channel_sids))
     params = {f"queue_{number}": queue.sid for number, queue in enumerate(member_of)}

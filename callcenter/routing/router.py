@@ -108,7 +108,7 @@ class Router:
             with session.begin():
                 workspace = None
                 if workspace_sid is not None:
-                    lock_workspace(session.connection(), workspace_sid)
+                    lock_workspace(statements.connection(session), workspace_sid)
                     workspace = statements.load(session, Workspace, workspace_sid)
                     if workspace is None:
                         raise NotFound(f"The requested resource /Workspaces/{workspace_sid} was not found")
@@ -340,7 +340,7 @@ class Tx:
         # no Timer object lives in the session (the ORM's bulk bookkeeping would only cost time).
         if not self._timers:
             return
-        connection = self.session.connection()
+        connection = statements.connection(self.session)
         keys = [{"of_kind": kind, "of_subject": subject} for kind, subject in self._timers
                 if subject not in self._created]
         if keys:
@@ -359,7 +359,7 @@ class Tx:
         self.session.flush()
         self._write_timers()
         # One executemany on the connection for all of the transaction's events, one for its outbox rows.
-        connection = self.session.connection()
+        connection = statements.connection(self.session)
         if self._events:
             statements.insert_rows(connection, _EVENTS, self._events)
             self.committed_events = self._events

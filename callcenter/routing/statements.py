@@ -23,11 +23,26 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, exc, inspect, select
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.util import identity_key
 
 _COMPILED: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict, dict]] = {}
 _INSERTS: dict[tuple[Any, str, tuple[str, ...]], tuple[str, tuple] | None] = {}
+
+
+def connection(session: Any) -> Any:
+    """`session.connection()`, remembered for the session's current transaction: asking the session costs
+    more than most of the statements sent on it, and the engine asks several times per operation."""
+    transaction = session._transaction
+    remembered = session.info.get(_CONNECTION)
+    if transaction is not None and remembered is not None and remembered[0] is transaction:
+        return remembered[1]
+    found = session.connection()
+    session.info[_CONNECTION] = (session._transaction, found)
+    return found
+
+
+_CONNECTION = "callcenter.routing.statements.connection"
 
 
 def run(connection: Any, statement: Any, params: dict[str, Any] | None = None) -> list[tuple]:
@@ -175,9 +190,9 @@ def load_rows(session: Any, statement: Any, params: dict[str, Any], models: tupl
     """
     if flush:
         session.flush()
-    connection = session.connection()
-    rows = run(connection, statement, params)
-    dialect = connection.dialect
+    bound = connection(session)
+    rows = run(bound, statement, params)
+    dialect = bound.dialect
     plans = [(*_entity(model), _processors(model, dialect), model) for model in models]
     loaded = []
     for row in rows:
@@ -195,14 +210,27 @@ def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, pr
     sid = values[key_index]
     if sid is None:
         return None
-    found = session.identity_map.get(identity_key(model, sid))
+    mapper = model.__mapper__
+    key = (mapper._identity_class, (sid,), None)
+    found = session.identity_map.get(key)
     if found is not None:
         return found
-    instance = model.__mapper__.class_manager.new_instance()
-    instance.__dict__.update({key: (value if process is None else process(value))
-                              for key, process, value in zip(keys, processors, values, strict=True)})
-    make_transient_to_detached(instance)
-    session.add(instance)
+    manager = mapper.class_manager
+    instance = manager.new_instance()
+    instance.__dict__.update({name: (value if process is None else process(value))
+                              for name, process, value in zip(keys, processors, values, strict=True)})
+    # What the ORM's own loader does with a row it has not seen: the object is persistent in this
+    # session, its values are loaded and unchanged; listeners hear of the load as they do of a merge's
+    # (without a query context).
+    state = instance_state(instance)
+    state.key = key
+    state.identity_token = None
+    state.session_id = session.hash_key
+    session.identity_map._add_unpresent(state, key)
+    if manager.dispatch.load:
+        manager.dispatch.load(state, None)
+    if session.dispatch.loaded_as_persistent:
+        session.dispatch.loaded_as_persistent(session, state)
     return instance
 
 

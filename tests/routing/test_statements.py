@@ -131,3 +131,22 @@ def test_a_change_to_a_loaded_object_is_written_at_commit(center, router):
         assert worker.sid == channel.worker_sid == worker_sid and channel.task_channel_sid == channel_sid
         channel.capacity = 3
     assert center.channel(worker_sid).capacity == 3
+
+
+def test_load_listeners_hear_of_each_object_loaded(center, router):
+    worker_sid = center.worker("alice")
+    heard = []
+
+    def on_load(worker, _context):
+        heard.append(worker.sid)
+
+    event.listen(Worker, "load", on_load)
+    try:
+        with router.transaction(center.ws) as tx:
+            worker = statements.load(tx.session, Worker, worker_sid)
+            assert statements.load(tx.session, Worker, worker_sid) is worker
+            worker.friendly_name = "alice (evenings)"
+    finally:
+        event.remove(Worker, "load", on_load)
+    assert heard == [worker_sid]
+    assert center.get_worker(worker_sid).friendly_name == "alice (evenings)"
