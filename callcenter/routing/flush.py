@@ -66,8 +66,13 @@ def write_changes(session: Session) -> int:
         plan = _plan(state)
         if plan is not None:
             plans.append(plan)
-    for state in new:
-        if not (deleted and state in deleted):
+    if new:
+        # A new object taking the key of one deleted in the same flush is the ORM's "row switch" (an
+        # UPDATE of the old row): left to it.
+        switched = {state.key for state in deleted} if deleted else ()
+        for state in new:
+            if deleted and (state in deleted or state.mapper._identity_key_from_state(state) in switched):
+                continue
             plan = _insert_plan(state)
             if plan is not None:
                 plans.append(plan)

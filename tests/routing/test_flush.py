@@ -172,6 +172,17 @@ def test_a_new_row_the_orm_must_write_is_still_written(center, router):
         raise _Undo
 
 
+def test_a_new_object_replacing_a_deleted_one_with_the_same_key_is_the_orms_row_switch(center, router):
+    worker = center.worker("Alice", {"level": 1})
+    with router.transaction(center.ws) as tx:
+        old = tx.get(Worker, worker)
+        replacement = _copy(old, attributes='{"level": 2}')
+        tx.session.delete(old)
+        tx.session.add(replacement)
+    with router.read() as session:
+        assert session.get(Worker, worker).attributes == '{"level": 2}'
+
+
 def test_a_refused_insert_is_the_databases_error_and_rolls_everything_back(center, router):
     worker = center.worker("Alice", {"level": 1})
     with pytest.raises(exc.IntegrityError), router.transaction(center.ws) as tx:
