@@ -119,7 +119,7 @@ def _plan(state: InstanceState) -> tuple[Mapper, InstanceState, int, tuple[str, 
     the ORM must write this object."""
     mapper = state.mapper
     shape = _shape(mapper)
-    if shape is None:
+    if shape is None or mapper.dispatch.before_update:
         return None
     columns_of, key_column = shape
     names, values = [], []
@@ -197,7 +197,7 @@ def _insert_columns(mapper: Mapper) -> dict[str, tuple[str, Any]]:
 @lru_cache(maxsize=64)
 def _shape(mapper: Mapper) -> tuple[dict[str, str], str] | None:
     """Attribute name -> column name for a mapper this module can write, and its key column."""
-    if mapper.version_id_col is not None or mapper.dispatch.before_update or mapper.inherits is not None:
+    if mapper.version_id_col is not None or mapper.inherits is not None:
         return None
     table = mapper.local_table
     if len(table.primary_key.columns) != 1:

@@ -100,6 +100,25 @@ def test_a_row_deleted_underneath_is_stale_data_not_a_silent_no_op(center, route
     assert center.get_task(task).priority == 0  # rolled back: the task is still there, unchanged
 
 
+def test_a_class_with_a_before_update_listener_is_written_by_the_orm_which_calls_it(center, router):
+    worker = center.worker("Alice")
+    with router.transaction(center.ws) as tx:
+        tx.get(Worker, worker).friendly_name = "Alice B."  # written once by the hook: its plans are cached
+
+    def stamp(_mapper, _connection, row):
+        row.attributes = '{"stamped": true}'
+
+    event.listen(Worker, "before_update", stamp)
+    try:
+        with router.transaction(center.ws) as tx:
+            tx.get(Worker, worker).friendly_name = "Alice C."
+    finally:
+        event.remove(Worker, "before_update", stamp)
+    with router.read() as session:
+        stored = session.get(Worker, worker)
+        assert (stored.friendly_name, stored.attributes) == ("Alice C.", '{"stamped": true}')
+
+
 def test_a_worker_becoming_available_still_updates_their_channels(center, router):
     """`after_update` listeners run for rows written this way (the channels' copy of availability)."""
     worker = center.worker("Alice", available=False)
