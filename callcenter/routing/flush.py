@@ -43,7 +43,7 @@ from .statements import execute
 
 
 def install(sessions: Any) -> None:
-    """Write dirty objects of sessions made by `sessions` (a sessionmaker) through `write_updates`."""
+    """Write new and changed objects of sessions made by `sessions` (a sessionmaker) through `write_changes`."""
     event.listen(sessions, "before_flush", _before_flush)
 
 
