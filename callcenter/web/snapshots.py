@@ -31,6 +31,12 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") + "Z" if moment is not None else None
 
 
+def clock_time(moment: datetime, zone: ZoneInfo) -> str:
+    """A stored (naive UTC) moment as the contact center's wall clock shows it, with the zone's abbreviation
+    (the hour the clocks go back happens twice): "14:03 CET"."""
+    return moment.replace(tzinfo=UTC).astimezone(zone).strftime("%H:%M %Z")
+
+
 def seconds_between(start: datetime | None, end: datetime) -> int | None:
     return max(0, int((end - start).total_seconds())) if start is not None else None
 
@@ -177,6 +183,7 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
                       for row in session.scalars(select(Activity).where(Activity.workspace_sid == center.workspace_sid)
                                                  .order_by(Activity.date_created))]
     missed = [{"call_sid": call.call_sid, "from": call.from_number, "date": iso(call.date_created),
+               "time": clock_time(call.date_created, zone),
                "queue": next((q.friendly_name for q in queues if q.sid == queue_of_task.get(call.task_sid or "")), None),
                "recording_url": call.recording_url, "recording_duration": call.recording_duration,
                "transcription": call.transcription}

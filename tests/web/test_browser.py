@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from callcenter.contact_center import current
 from callcenter.database import get_router
 from callcenter.routing import tasks
+from callcenter.voice.models import Call
 from callcenter.web.auth import create_user, find_worker
 from callcenter.web.live import hub_of
 from tests.support import contact_center_app
@@ -136,6 +137,27 @@ def test_supervisor_watches_the_waiting_count_change_live(server, browser):
 
     tasks.update_task(get_router(app), current(app).workspace_sid, task.sid, assignment_status="canceled")
     expect(waiting).to_have_text("0")
+    assert tab.errors == []
+
+
+def test_a_missed_call_reaches_the_open_dashboard_with_its_local_time(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    tab.sign_in(base, "sam")
+    expect(tab.page.locator("#missed-calls")).to_have_text("No missed calls today.")
+
+    router, workspace = get_router(app), current(app).workspace_sid
+    moment = router.clock.now().replace(microsecond=0)
+    with router.transaction(None) as tx:
+        tx.session.add(Call(call_sid="CA" + "7" * 32, workspace_sid=workspace, from_number=CALLER, outcome="missed",
+                            date_created=moment, recording_url="https://api.twilio.com/RE7", recording_duration=9))
+    hub_of(app).publish_call_change(workspace, "CA" + "7" * 32)  # as the voicemail webhook does
+
+    missed = tab.page.locator("#missed-calls li")
+    expect(missed).to_contain_text(CALLER)
+    expect(missed.locator("time")).to_have_text(f"{moment:%H:%M} UTC")  # the contact center's zone: UTC here
+    expect(missed.locator("time")).to_have_attribute("datetime", moment.isoformat() + "Z")
+    expect(missed.get_by_role("link")).to_have_text("Voicemail (9 s)")
     assert tab.errors == []
 
 

@@ -166,3 +166,20 @@ def test_the_dashboards_today_is_the_contact_centers_day_across_a_clock_change(s
     assert state["day_started"] == ("2026-11-02T00:00:00Z" if zone == "UTC" else "2026-11-01T04:00:00Z")
     assert f"today ({zone})" in state["chart_svg"]
     assert zone in supervisor.get("/dashboard").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("zone", "shown"), [("UTC", "14:05 UTC"), ("America/New_York", "09:05 EST"),
+                                              ("Europe/Paris", "15:05 CET")])
+def test_a_missed_call_shows_the_contact_centers_clock_time(scenario, app, tmp_path, zone, shown):
+    contact_center.load(app, str(file_in_zone(tmp_path, zone)))
+    scenario.clock.set(datetime(2026, 11, 20, 14, 5))
+    scenario.dial(digits="1")  # Sales: nobody available
+    scenario.advance(120)  # its target times out: voicemail, a missed call
+    supervisor = Browser(app)
+    supervisor.login("sam")
+
+    [missed] = supervisor.json("/dashboard/state.json")["missed_calls"]
+    page = supervisor.get("/dashboard").get_data(as_text=True)
+
+    assert (missed["date"], missed["time"]) == ("2026-11-20T14:05:00Z", shown)
+    assert f'<time datetime="2026-11-20T14:05:00Z">{shown}</time>' in page

@@ -53,7 +53,11 @@
           : CC.el("span", { className: "muted", text: "no voicemail" });
         return CC.el("li", {}, [
           CC.el("span", { className: "caller", text: call.from || "unknown" }),
-          CC.el("span", { className: "muted", text: " " + call.date + (call.queue ? " · " + call.queue : "") + " " }),
+          CC.el("span", { className: "muted" }, [
+            document.createTextNode(" "),
+            CC.el("time", { datetime: call.date, text: call.time }),
+            document.createTextNode((call.queue ? " · " + call.queue : "") + " "),
+          ]),
           link,
           call.transcription ? CC.el("blockquote", { text: call.transcription }) : null,
         ]);
