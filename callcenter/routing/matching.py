@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -357,9 +356,11 @@ HEADS_PER_STATEMENT = 50
 
 
 def _serving_order(entity, order: str) -> tuple:
+    """FIFO: `ix_tasks_waiting_order` read forwards; LIFO: `ix_tasks_waiting_lifo` read backwards (ties on the
+    virtual start time, which only tasks created in the same microsecond have, go to the greater sid)."""
     if order == "FIFO":
         return (entity.priority.desc(), entity.virtual_start_time, entity.sid)
-    return (entity.virtual_start_time.desc(), entity.sid)
+    return (entity.virtual_start_time.desc(), entity.sid.desc())
 
 
 @lru_cache(maxsize=2 * HEADS_PER_STATEMENT)
@@ -398,7 +399,7 @@ def _fifo_key(task: Task) -> tuple:
 
 
 def _lifo_key(task: Task) -> tuple:
-    return (datetime.max - task.virtual_start_time, task.sid)
+    return (task.virtual_start_time, task.sid)  # merged with reverse=True: newest first
 
 
 def _queue_heads(tx: Tx, order: str, heads: list[tuple[TaskQueue, str]], worker_sid: str) -> Iterator[Task]:
@@ -444,7 +445,8 @@ def candidate_tasks(tx: Tx, worker: Worker, channel_sids: list[str],
         if len(heads) == 1:
             yield from heads[0]
         elif heads:
-            yield from heapq.merge(*heads, key=_fifo_key if kind == "FIFO" else _lifo_key)
+            yield from (heapq.merge(*heads, key=_fifo_key) if kind == "FIFO"
+                        else heapq.merge(*heads, key=_lifo_key, reverse=True))
 
 
 @lru_cache(maxsize=256)

@@ -262,6 +262,9 @@ WAITING_PREDICATE = "assignment_status IN ('pending', 'reserved')"
 Index("ix_tasks_waiting_order", Task.task_queue_sid, Task.task_channel_sid, Task.priority.desc(),
       Task.virtual_start_time, Task.sid,
       sqlite_where=text(WAITING_PREDICATE), postgresql_where=text(WAITING_PREDICATE))
+# LIFO queues serve newest first whatever the priority: this index, read backwards.
+Index("ix_tasks_waiting_lifo", Task.task_queue_sid, Task.task_channel_sid, Task.virtual_start_time, Task.sid,
+      sqlite_where=text(WAITING_PREDICATE), postgresql_where=text(WAITING_PREDICATE))
 
 
 class Reservation(Base):
