@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app import create_app
-from callcenter.database import upgrade_database
+from callcenter.database import alembic_config, upgrade_database
 from callcenter.routing import Router, workspaces
 from callcenter.routing.models import Base
 
@@ -91,6 +92,25 @@ def test_router_works_on_a_migrated_database(empty_database_url):
         assert ws.default_activity_sid is not None
     finally:
         router.dispose()
+
+
+def test_the_lifo_index_is_rebuilt_when_an_earlier_upgrade_left_a_broken_one(empty_database_url):
+    """On PostgreSQL, 0009 builds its index CONCURRENTLY, outside a transaction: an upgrade that died while
+    building it leaves an index by that name behind (invalid), which the next upgrade replaces."""
+    database_url = empty_database_url
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite builds the index inside the migration's transaction")
+    command.upgrade(alembic_config(database_url), "0008")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE INDEX ix_tasks_waiting_lifo ON tasks (sid)"))  # what a dead build leaves
+        upgrade_database(database_url)
+        with engine.connect() as conn:
+            [definition] = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tasks_waiting_lifo'"))
+        assert "(task_queue_sid, task_channel_sid, virtual_start_time, sid) WHERE" in definition[0]
+    finally:
+        engine.dispose()
 
 
 def test_init_db_builds_an_empty_database_when_credentials_are_configured(tmp_path):

@@ -23,10 +23,21 @@ depends_on: Union[str, Sequence[str], None] = None
 WAITING = "assignment_status IN ('pending', 'reserved')"
 
 
+COLUMNS = ['task_queue_sid', 'task_channel_sid', 'virtual_start_time', 'sid']
+
+
 def upgrade() -> None:
-    op.create_index('ix_tasks_waiting_lifo', 'tasks',
-                    ['task_queue_sid', 'task_channel_sid', 'virtual_start_time', 'sid'],
-                    unique=False, sqlite_where=sa.text(WAITING), postgresql_where=sa.text(WAITING))
+    context = op.get_context()
+    if context.dialect.name == "postgresql":
+        # Built without blocking writers: a busy contact center keeps routing while it is built (the
+        # migrations before it are committed first). A build that failed leaves an invalid index
+        # behind, which is dropped and built again.
+        with context.autocommit_block():
+            op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_tasks_waiting_lifo")
+            op.create_index('ix_tasks_waiting_lifo', 'tasks', COLUMNS, unique=False,
+                            postgresql_where=sa.text(WAITING), postgresql_concurrently=True)
+    else:
+        op.create_index('ix_tasks_waiting_lifo', 'tasks', COLUMNS, unique=False, sqlite_where=sa.text(WAITING))
 
 
 def downgrade() -> None:
