@@ -163,13 +163,14 @@ def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, 
 def load(session: Any, model: type, sid: str) -> Any:
     """The `model` row with primary key `sid` as a persistent object of `session`, or None.
 
-    Already in the session, it is returned as is, without SQL. Pending changes cannot alter which row a
-    primary key finds, so nothing is flushed first.
+    Already in the session, it is returned as is, without SQL. Changes to loaded objects cannot alter which
+    row a primary key finds, so they are not flushed first; objects added since the last flush are (one of
+    them may be the one asked for).
     """
     found = session.identity_map.get(identity_key(model, sid))
     if found is not None:
         return found
-    rows = load_rows(session, _by_key(model), {"sid": sid}, (model,), flush=False)
+    rows = load_rows(session, _by_key(model), {"sid": sid}, (model,), flush=bool(session._new))
     return rows[0][0] if rows else None
 
 

@@ -107,6 +107,16 @@ def test_loaded_objects_are_what_the_orm_would_load_and_nothing_is_written_back(
     assert [verb for verb in writes if verb not in ("SELECT", "BEGIN", "COMMIT")] == []
 
 
+def test_an_object_added_but_not_yet_written_is_found_by_its_key(center, router):
+    template = center.worker("alice")
+    with router.transaction(center.ws) as tx:
+        values = {column.key: getattr(tx.get(Worker, template), column.key) for column in statements.columns_of(Worker)}
+        added = Worker(**{**values, "sid": "WK" + "1" * 32, "friendly_name": "bob", "name_key": "bob"})
+        tx.session.add(added)
+        assert statements.load(tx.session, Worker, added.sid) is added
+        tx.session.delete(added)
+
+
 def test_an_object_already_in_the_session_keeps_its_unflushed_changes(center, router):
     worker_sid = center.worker("alice")
     with router.transaction(center.ws) as tx:
