@@ -32,14 +32,13 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import ColumnProperty, Mapper, Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql import ClauseElement
 
 from . import statements
-from .statements import execute
 
 
 def install(sessions: Any) -> None:
@@ -73,7 +72,7 @@ def write_changes(session: Session) -> int:
         for state in new:
             if deleted and (state in deleted or state.mapper._identity_key_from_state(state) in switched):
                 continue
-            plan = _insert_plan(state)
+            plan = _new_row_plan(state)
             if plan is not None:
                 plans.append(plan)
     if not plans:
@@ -89,7 +88,7 @@ def write_changes(session: Session) -> int:
                 sql, processors = _statement(mapper.local_table, kind, columns, dialect.paramstyle, dialect)
                 params = tuple(value if process is None else process(value)
                                for process, value in zip(processors, values, strict=True))
-                execute(connection, cursor, sql, params)
+                statements.execute(connection, cursor, sql, params)
                 if kind == _UPDATE and cursor.rowcount != 1:
                     raise StaleDataError(f"UPDATE of {mapper.local_table.name} {state.key[1]} matched "
                                          f"{cursor.rowcount} rows, not 1")
@@ -146,7 +145,7 @@ def _plan(state: InstanceState) -> tuple[Mapper, InstanceState, int, tuple[str, 
     return mapper, state, _UPDATE, names, values
 
 
-def _insert_plan(state: InstanceState) -> tuple[Mapper, InstanceState, int, tuple[str, ...], list[Any]] | None:
+def _new_row_plan(state: InstanceState) -> tuple[Mapper, InstanceState, int, tuple[str, ...], list[Any]] | None:
     """(mapper, state, _INSERT, every column name, the row's values), or None when the ORM must write it.
     Defaults the row takes are set on the object too, as the ORM does."""
     mapper = state.mapper
@@ -199,32 +198,21 @@ def _shape(mapper: Mapper) -> tuple[dict[str, str], str] | None:
     """Attribute name -> column name for a mapper this module can write, and its key column."""
     if mapper.version_id_col is not None or mapper.inherits is not None:
         return None
-    table = mapper.local_table
-    if len(table.primary_key.columns) != 1:
+    if len(mapper.local_table.primary_key.columns) != 1:
         return None
-    columns = {}
-    for prop in mapper.iterate_properties:
-        if not isinstance(prop, ColumnProperty) or len(prop.columns) != 1:
-            continue
-        column = prop.columns[0]
-        if getattr(column, "table", None) is not table:
-            continue
-        columns[prop.key] = column.name
-    key_column = next(iter(table.primary_key.columns)).name
-    return columns, key_column
+    columns, keys, key_index = statements.entity(mapper.class_)  # the columns loading reads, in its terms
+    return {key: column.name for key, column in zip(keys, columns, strict=True)}, columns[key_index].name
 
 
 @lru_cache(maxsize=512)
 def _statement(table: Any, kind: int, columns: tuple[str, ...], paramstyle: str, dialect: Any) -> tuple[str, tuple]:
     """The UPDATE of these changed columns (each value's bind processor, then the key's), or the INSERT of
     these columns (their bind processors)."""
+    if kind == _INSERT:
+        return statements.insert_statement(table, dialect, columns)
     mark = "?" if paramstyle == "qmark" else "%s"
     preparer = dialect.identifier_preparer
     processors = tuple(table.c[name].type._cached_bind_processor(dialect) for name in columns)
-    if kind == _INSERT:
-        sql = (f"INSERT INTO {preparer.format_table(table)} "
-               f"({', '.join(preparer.quote(name) for name in columns)}) VALUES ({', '.join([mark] * len(columns))})")
-        return sql, processors
     key_column = next(iter(table.primary_key.columns))
     assignments = ", ".join(f"{preparer.quote(name)} = {mark}" for name in columns)
     sql = (f"UPDATE {preparer.format_table(table)} SET {assignments} "

@@ -297,8 +297,7 @@ def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None
 
 
 _WORKER_AND_CHANNEL = (
-    select(*statements.columns_of(Worker), *statements.columns_of(WorkerChannel))
-    .select_from(Worker)
+    statements.select_rows_of(Worker, WorkerChannel)
     .join(WorkerChannel, WorkerChannel.worker_sid == Worker.sid)
     .where(Worker.sid == bindparam("worker_sid"), WorkerChannel.task_channel_sid == bindparam("channel_sid"))
 )

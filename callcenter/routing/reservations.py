@@ -301,8 +301,7 @@ def update_reservation(
 # reads (four lookups otherwise); later `session.get` calls find them in the session's identity map.
 _PARTIES = (Reservation, Task, Worker, WorkerChannel)
 _RESERVATION_WITH_PARTIES = (
-    select(*(column for model in _PARTIES for column in statements.columns_of(model)))
-    .select_from(Reservation)
+    statements.select_rows_of(*_PARTIES)
     .join(Task, Task.sid == Reservation.task_sid)
     .join(Worker, Worker.sid == Reservation.worker_sid)
     .outerjoin(WorkerChannel, and_(WorkerChannel.worker_sid == Reservation.worker_sid,

@@ -152,6 +152,11 @@ def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, 
     for column in table.columns:
         if column.key not in keys and column.default is not None:
             return None  # a Python-side default the rows leave to SQLAlchemy
+    return insert_statement(table, dialect, keys)
+
+
+def insert_statement(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple]:
+    """`INSERT INTO table (keys) VALUES (...)` in the dialect's paramstyle, and each value's bind processor."""
     columns = [table.c[key] for key in keys]
     preparer = dialect.identifier_preparer
     marks = ", ".join(("?" if dialect.paramstyle == "qmark" else "%s") for _ in columns)
@@ -176,7 +181,13 @@ def load(session: Any, model: type, sid: str) -> Any:
 
 def columns_of(model: type) -> list[Any]:
     """The table columns mapped as `model`'s attributes, in the order `load_rows` reads them."""
-    return list(_entity(model)[0])
+    return list(entity(model)[0])
+
+
+def select_rows_of(*models: type) -> Any:
+    """`SELECT` of `columns_of(model)` for each of `models` in turn, from the first: add its joins and
+    conditions, and read its rows with `load_rows(..., models)`."""
+    return select(*(column for model in models for column in columns_of(model))).select_from(models[0])
 
 
 def load_rows(session: Any, statement: Any, params: dict[str, Any], models: tuple[type, ...], *,
@@ -194,7 +205,7 @@ def load_rows(session: Any, statement: Any, params: dict[str, Any], models: tupl
     bound = connection(session)
     rows = run(bound, statement, params)
     dialect = bound.dialect
-    plans = [(*_entity(model), _processors(model, dialect), model) for model in models]
+    plans = [(*entity(model), _processors(model, dialect), model) for model in models]
     loaded = []
     for row in rows:
         objects, start = [], 0
@@ -236,8 +247,9 @@ def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, pr
 
 
 @lru_cache(maxsize=64)
-def _entity(model: type) -> tuple[tuple[Any, ...], tuple[str, ...], int]:
-    """(columns, attribute keys, index of the primary key) of a single-table mapped class."""
+def entity(model: type) -> tuple[tuple[Any, ...], tuple[str, ...], int]:
+    """(columns, attribute keys, index of the primary key) of a single-table mapped class: the attributes
+    that are one column of its own table."""
     mapper = inspect(model)
     table = mapper.local_table
     props = [prop for prop in mapper.column_attrs if len(prop.columns) == 1 and prop.columns[0].table is table]
@@ -248,10 +260,10 @@ def _entity(model: type) -> tuple[tuple[Any, ...], tuple[str, ...], int]:
 
 @lru_cache(maxsize=64)
 def _processors(model: type, dialect: Any) -> tuple:
-    return tuple(column.type._cached_result_processor(dialect, None) for column in _entity(model)[0])
+    return tuple(column.type._cached_result_processor(dialect, None) for column in entity(model)[0])
 
 
 @lru_cache(maxsize=64)
 def _by_key(model: type) -> Any:
     key_column = next(iter(model.__table__.primary_key.columns))
-    return select(*columns_of(model)).where(key_column == bindparam("sid"))
+    return select_rows_of(model).where(key_column == bindparam("sid"))

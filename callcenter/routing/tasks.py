@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_
 
 from . import statements, validation
 from .errors import IllegalState, InvalidParameter, NotFound
@@ -172,8 +172,7 @@ def update_task(
 # statement instead of four lookups (the worker and channel then come from the session's identity map and the Tx).
 _WITH_ASSIGNMENT = (Task, Worker, WorkerChannel, Reservation)
 _TASK_WITH_ASSIGNMENT = (
-    select(*(column for model in _WITH_ASSIGNMENT for column in statements.columns_of(model)))
-    .select_from(Task)
+    statements.select_rows_of(*_WITH_ASSIGNMENT)
     .outerjoin(Reservation, and_(Reservation.task_sid == Task.sid,
                                  # two comparisons, not IN: an IN list is rendered per execution
                                  or_(Reservation.reservation_status == "accepted",

@@ -186,7 +186,7 @@ def _copy_availability_to_channels(_mapper: Any, connection: Any, worker: Worker
             statements.run(connection, _NOW_UNAVAILABLE, {"of_worker": worker.sid})
 
 
-_CHANNELS_OF = select(*statements.columns_of(WorkerChannel)).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
+_CHANNELS_OF = statements.select_rows_of(WorkerChannel).where(WorkerChannel.worker_sid == bindparam("worker_sid"))
 
 
 def _loaded_channels_idle_from_now(tx: Tx, worker: Worker) -> None:
@@ -208,7 +208,7 @@ def channels_of(tx: Tx, worker: Worker) -> list[WorkerChannel]:
     return channels
 
 
-_WORKER_CHANNEL = select(*statements.columns_of(WorkerChannel)).where(
+_WORKER_CHANNEL = statements.select_rows_of(WorkerChannel).where(
     WorkerChannel.worker_sid == bindparam("worker_sid"), WorkerChannel.task_channel_sid == bindparam("channel_sid"))
 
 
