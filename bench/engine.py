@@ -7,9 +7,13 @@ workflow of 5 filters plus a default filter, then measures, through the engine's
 
 1. full lifecycles per second: create a task (reserved in that transaction) -> accept -> complete
    (the freed worker is matched in that transaction);
-2. the raw SQLite commit rate of the same kind of file (WAL, synchronous=NORMAL, one small INSERT
+2. SQLite's own share of that: every statement and commit the measured lifecycles sent, replayed in
+   order through sqlite3 alone on a snapshot of the database taken just before them (same connection
+   settings, same background WAL checkpoints), i.e. how fast the lifecycles would run if the engine's
+   Python cost nothing;
+3. the raw SQLite commit rate of the same kind of file (WAL, synchronous=NORMAL, one small INSERT
    per transaction through sqlite3), and the ratio of the two;
-3. the latency from the operation that made a match possible to the committed reservation:
+4. the latency from the operation that made a match possible to the committed reservation:
    (a) `create_task` while workers are free, (b) a worker becoming available while a task waits.
 
 Prints a table and writes the figures to bench/results/engine.json. `--profile` instead runs the
@@ -26,6 +30,7 @@ import os
 import platform
 import pstats
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -43,6 +48,7 @@ import sqlalchemy  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from callcenter.routing import Router, queues, reservations, tasks, workers, workflows, workspaces  # noqa: E402
+from callcenter.routing.db import WalCheckpointer, _sqlite_connect  # noqa: E402
 from callcenter.routing.invariants import check_invariants  # noqa: E402
 from callcenter.routing.models import Activity, TaskQueueMember  # noqa: E402
 
@@ -204,30 +210,121 @@ def sqlite_commit_rate(path: Path, seconds: float = 3.0) -> dict[str, Any]:
             latencies.append(clock() - t0)
             count += 1
     elapsed = clock() - started
+    # Pages one such commit writes (a full checkpoint after each: the next one starts the WAL afresh).
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    frames = 0
+    for number in range(200):
+        commit_once(count + number)
+        frames += connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
     connection.close()
     # The tail shows what the file system alone costs a commit now and then (WAL checkpoints fsync).
     return {"commits": count, "seconds": round(elapsed, 3), "commits_per_second": round(count / elapsed, 1),
-            "commit_latency": summary_ms(latencies)}
+            "commit_latency": summary_ms(latencies), "pages_per_commit": round(frames / 200, 1)}
 
 
-class StatementCounter:
-    """Counts the SQL statements the engine sends (BEGIN and COMMIT included) until `stop()`."""
+class StatementRecorder:
+    """Records the SQL the engine sends (BEGIN and COMMIT included), with its parameters, until `stop()`."""
 
     def __init__(self, router: Router) -> None:
-        self.engine, self.count = router.writer, 0
-        sqlalchemy.event.listen(self.engine, "before_cursor_execute", self._count)
-        sqlalchemy.event.listen(self.engine, "commit", self._count_commit)
+        self.engine = router.writer
+        self.statements: list[tuple[str, Any, bool]] = []  # (sql, parameters, executemany); sql "COMMIT" for a commit
+        sqlalchemy.event.listen(self.engine, "before_cursor_execute", self._statement)
+        sqlalchemy.event.listen(self.engine, "commit", self._commit)
 
-    def _count(self, *_args: Any) -> None:
-        self.count += 1
+    def _statement(self, _connection: Any, _cursor: Any, sql: str, parameters: Any, _context: Any,
+                   executemany: bool) -> None:
+        self.statements.append((sql, parameters, executemany))
 
-    def _count_commit(self, _connection: Any) -> None:
-        self.count += 1
+    def _commit(self, _connection: Any) -> None:
+        self.statements.append(("COMMIT", None, False))
 
-    def stop(self) -> int:
-        sqlalchemy.event.remove(self.engine, "before_cursor_execute", self._count)
-        sqlalchemy.event.remove(self.engine, "commit", self._count_commit)
-        return self.count
+    def stop(self) -> list[tuple[str, Any, bool]]:
+        sqlalchemy.event.remove(self.engine, "before_cursor_execute", self._statement)
+        sqlalchemy.event.remove(self.engine, "commit", self._commit)
+        return self.statements
+
+
+def snapshot(db: Path, copy: Path) -> None:
+    """A consistent copy of the database file as it is now (SQLite's online backup)."""
+    source, target = sqlite3.connect(db), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def replay(copy: Path, recorded: list[tuple[str, Any, bool]], lifecycles: int) -> dict[str, Any]:
+    """SQLite's own share of a lifecycle: the statements the measured run sent, replayed in order through
+    sqlite3 alone on a snapshot taken just before it, with the engine's connection settings and its
+    background WAL checkpoints. What is left of the engine's time is Python's."""
+    connection = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
+    _sqlite_connect(connection, None)
+    checkpointer = WalCheckpointer(str(copy))
+    cursor = connection.cursor()
+    spent: dict[str, list[float]] = {}
+    clock = time.perf_counter
+    started = clock()
+    try:
+        for sql, parameters, many in recorded:
+            t0 = clock()
+            if sql == "COMMIT":
+                connection.commit()  # what the engine's driver connection does
+                checkpointer.committed()
+            elif many:
+                cursor.executemany(sql, parameters)
+            else:
+                cursor.execute(sql, parameters if parameters is not None else ())
+                if cursor.description is not None:
+                    cursor.fetchall()
+            kind = spent.setdefault(statement_kind(sql), [0.0, 0])
+            kind[0] += clock() - t0
+            kind[1] += 1
+        elapsed = clock() - started
+    finally:
+        checkpointer.close()
+        connection.close()
+    top = sorted(spent.items(), key=lambda item: -item[1][0])[:8]
+    return {"lifecycles_per_second": round(lifecycles / elapsed, 1),
+            "ms_per_lifecycle": round(elapsed / lifecycles * 1000, 3),
+            "statements_per_lifecycle": round(len(recorded) / lifecycles, 1),
+            "top_statements": [{"statement": kind, "us_per_lifecycle": round(seconds / lifecycles * 1e6, 1),
+                                "per_lifecycle": round(count / lifecycles, 2)} for kind, (seconds, count) in top]}
+
+
+def statement_kind(sql: str) -> str:
+    """`COMMIT`, `INSERT events`, `UPDATE tasks`, or a SELECT's first table and what it reads first."""
+    words = sql.split()
+    verb = words[0].upper()
+    if verb in ("INSERT", "DELETE"):
+        return f"{verb} {words[2]}"
+    if verb == "UPDATE":
+        return f"UPDATE {words[1]}"
+    if verb == "SELECT":
+        return f"SELECT {words[words.index('FROM') + 1]}" if "FROM" in words else "SELECT"
+    return verb
+
+
+def pages_per_commit(copy: Path, recorded: list[tuple[str, Any, bool]]) -> float:
+    """Database pages each commit of `recorded` writes to the WAL, replayed on `copy` with a full checkpoint
+    after every commit (the next transaction then starts the WAL afresh, so its frame count is that commit's)."""
+    connection = sqlite3.connect(copy, isolation_level=None)
+    _sqlite_connect(connection, None)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    cursor, frames, commits = connection.cursor(), 0, 0
+    try:
+        for sql, parameters, many in recorded:
+            if sql == "COMMIT":
+                connection.commit()
+                frames += connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                commits += 1
+            elif many:
+                cursor.executemany(sql, parameters)
+            else:
+                cursor.execute(sql, parameters if parameters is not None else ())
+    finally:
+        connection.close()
+    return frames / max(commits, 1)
 
 
 def summary_ms(values: list[float]) -> dict[str, float]:
@@ -280,6 +377,8 @@ def filesystem_of(path: Path) -> str:
 
 def print_report(results: dict[str, Any]) -> None:
     m, life, raw, lat = results["machine"], results["lifecycles"], results["sqlite_raw"], results["latency"]
+    alone = results["sqlite_alone"]
+    engine_ms = life["seconds"] / life["count"] * 1000
     rows = [
         ("CPU", m["cpu"]),
         ("cores (usable)", f"{m['cores']} ({m['cores_usable']})"),
@@ -296,6 +395,14 @@ def print_report(results: dict[str, Any]) -> None:
         ("SQL statements/lifecycle", f"{life['sql_statements_per_lifecycle']:.1f}   (BEGIN and COMMIT included)"),
         ("load average during run", f"{life['load_average_before_after'][0]} -> {life['load_average_before_after'][1]}"
                                     f"   ({m['cores_usable']} cores; other processes slow every figure)"),
+        ("SQLite alone (same statements)", f"{alone['lifecycles_per_second']:.1f} lifecycles/s: "
+                                          f"{alone['ms_per_lifecycle']:.3f} of the engine's {engine_ms:.3f} ms "
+                                          f"per lifecycle ({alone['ms_per_lifecycle'] / engine_ms:.0%})"),
+        ("  pages written per commit", f"{alone['pages_per_commit']:.1f}   "
+                                       f"(a raw commit below: {raw['pages_per_commit']:g})"),
+        *((f"  {top['statement']}", f"{top['us_per_lifecycle']:.0f} us per lifecycle "
+                                          f"({top['per_lifecycle']:g} per lifecycle)")
+          for top in alone["top_statements"][:5]),
         ("raw SQLite commits/s", f"{raw['commits_per_second']:.1f}   (one commit: median "
                                  f"{raw['commit_latency']['median_ms']:.3f} ms, p99 {raw['commit_latency']['p99_ms']:.3f}, "
                                  f"max {raw['commit_latency']['max_ms']:.2f})"),
@@ -380,14 +487,26 @@ def run(args: argparse.Namespace, router: Router, db: Path) -> int:
     print(f"running {args.lifecycles} lifecycles ...", flush=True)
     timings: dict[str, list[float]] = {"create_task": [], "accept": [], "complete": []}
     load_before = os.getloadavg()
-    statements = StatementCounter(router)
+    replay_db, pages_db = db.with_name(db.name + ".replay"), db.with_name(db.name + ".pages")
+    snapshot(db, replay_db)
+    shutil.copyfile(replay_db, pages_db)
+    recorder = StatementRecorder(router)
     elapsed, cpu = run_lifecycles(center, args.lifecycles, timings)
-    statements_per_lifecycle = statements.stop() / args.lifecycles
+    recorded = recorder.stop()
+    statements_per_lifecycle = len(recorded) / args.lifecycles
     load_after = os.getloadavg()
     print(f"measuring {args.samples} 'worker becomes available' matches ...", flush=True)
     run_worker_available(center, 20)
     available = run_worker_available(center, args.samples)
     problems = check_invariants(router, center.ws)
+    print("replaying the lifecycles' statements through sqlite3 alone ...", flush=True)
+    try:
+        sqlite_alone = replay(replay_db, recorded, args.lifecycles)
+        sqlite_alone["pages_per_commit"] = round(pages_per_commit(pages_db, recorded), 1)
+    finally:
+        for path in (replay_db, pages_db):
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
     print("measuring raw SQLite commits ...", flush=True)
     raw_path = db.with_name(db.name + ".commits")
     try:
@@ -409,6 +528,7 @@ def run(args: argparse.Namespace, router: Router, db: Path) -> int:
                        "cpu_seconds": round(cpu, 3), "per_cpu_second": round(args.lifecycles / cpu, 1),
                        "sql_statements_per_lifecycle": round(statements_per_lifecycle, 1),
                        "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)]},
+        "sqlite_alone": sqlite_alone,
         "sqlite_raw": raw,
         "ratio_lifecycles_to_commits": round(per_second / raw["commits_per_second"], 5),
         "latency": latency,
