@@ -91,12 +91,18 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# Sent on the driver's cursor (`statements.execute`): a Core execution of BEGIN costs more than the rest
+# of an empty transaction. Cursor listeners still see it and driver errors are still SQLAlchemy's.
 def _sqlite_begin_immediate(connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    from .statements import execute
+
+    execute(connection, None, "BEGIN IMMEDIATE", ())
 
 
 def _sqlite_begin_deferred(connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    from .statements import execute
+
+    execute(connection, None, "BEGIN", ())
 
 
 def workspace_lock_key(workspace_sid: str) -> int:

@@ -20,13 +20,14 @@ falls back to Core otherwise.
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import bindparam, exc, inspect, select
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.util import identity_key
 
-_COMPILED: dict[tuple[int, str], tuple[Any, str, tuple[str, ...] | None, dict, dict]] = {}
+_COMPILED: dict[tuple[int, str], tuple[Any, str, tuple, bool, dict]] = {}
 _INSERTS: dict[tuple[Any, str, tuple[str, ...]], tuple[str, tuple] | None] = {}
 
 
@@ -47,8 +48,8 @@ _CONNECTION = "callcenter.routing.statements.connection"
 
 def run(connection: Any, statement: Any, params: dict[str, Any] | None = None) -> list[tuple]:
     """Execute a prebuilt Core or text statement with `params`; returns its rows (empty for DML)."""
-    sql, order, processors, defaults = _compiled(statement, connection.dialect)
-    values = _values(params or {}, order, processors, defaults)
+    sql, plan, positional, defaults = _compiled(statement, connection.dialect)
+    values = _values(params or {}, plan, positional, defaults)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
         execute(connection, cursor, sql, values)
@@ -59,8 +60,8 @@ def run(connection: Any, statement: Any, params: dict[str, Any] | None = None) -
 
 def run_many(connection: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
     """Execute a prebuilt DML statement once per parameter set (one `executemany`)."""
-    sql, order, processors, defaults = _compiled(statement, connection.dialect)
-    execute(connection, None, sql, [_values(row, order, processors, defaults) for row in rows], many=True)
+    sql, plan, positional, defaults = _compiled(statement, connection.dialect)
+    execute(connection, None, sql, [_values(row, plan, positional, defaults) for row in rows], many=True)
 
 
 def insert_rows(connection: Any, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -85,10 +86,25 @@ def _insert_same_keys(connection: Any, table: Any, keys: tuple[str, ...], rows: 
         connection.execute(table.insert(), rows)
         return
     sql, processors = plan
-    params = [tuple(value if process is None else process(value)
-                    for process, value in zip(processors, (row[key] for key in keys), strict=True))
-              for row in rows]
-    execute(connection, None, sql, params, many=True)
+    execute(connection, None, sql, _rows_as_tuples(rows, keys, processors), many=True)
+
+
+def _rows_as_tuples(rows: list[dict[str, Any]], keys: tuple[str, ...], processors: tuple) -> list[tuple]:
+    """Each row's values in `keys` order, through the bind processors that are not None."""
+    if len(keys) == 1:
+        (key,), (process,) = keys, processors
+        return [(row[key] if process is None else process(row[key]),) for row in rows]
+    values_of = itemgetter(*keys)
+    converted = [(index, process) for index, process in enumerate(processors) if process is not None]
+    if not converted:
+        return [values_of(row) for row in rows]
+    params = []
+    for row in rows:
+        values = list(values_of(row))
+        for index, process in converted:
+            values[index] = process(values[index])
+        params.append(tuple(values))
+    return params
 
 
 def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool = False) -> Any:
@@ -97,10 +113,10 @@ def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool =
     own = cursor is None
     if own:
         cursor = connection.connection.dbapi_connection.cursor()
-    hooks = connection._has_events or connection.engine._has_events
+    dispatch = connection.dispatch if connection._has_events or connection.engine._has_events else None
     try:
-        if hooks:
-            for listener in connection.dispatch.before_cursor_execute:
+        if dispatch is not None and dispatch.before_cursor_execute:
+            for listener in dispatch.before_cursor_execute:
                 sql, params = listener(connection, cursor, sql, params, None, many) or (sql, params)
         dbapi = connection.dialect.loaded_dbapi
         try:
@@ -111,8 +127,8 @@ def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool =
         except dbapi.Error as error:
             raise exc.DBAPIError.instance(sql, params, error, dbapi.Error, dialect=connection.dialect,
                                           ismulti=many) from error
-        if hooks:
-            for listener in connection.dispatch.after_cursor_execute:
+        if dispatch is not None and dispatch.after_cursor_execute:
+            for listener in dispatch.after_cursor_execute:
                 listener(connection, cursor, sql, params, None, many)
         return cursor
     finally:
@@ -120,7 +136,7 @@ def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool =
             cursor.close()
 
 
-def _compiled(statement: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict, dict]:
+def _compiled(statement: Any, dialect: Any) -> tuple[str, tuple, bool, dict]:
     key = (id(statement), dialect.name)
     found = _COMPILED.get(key)
     if found is None or found[0] is not statement:
@@ -128,24 +144,25 @@ def _compiled(statement: Any, dialect: Any) -> tuple[str, tuple[str, ...] | None
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("expanding or literal-execute parameters cannot be precompiled")
         positional = dialect.paramstyle in ("qmark", "format", "numeric")
-        order = tuple(compiled.positiontup) if positional else None
         processors = {name: bind.type._cached_bind_processor(dialect) for name, bind in
                       ((name, compiled.binds[name]) for name in compiled.bind_names.values())}
+        # (name, bind processor or None) in the order the driver takes them (positional paramstyles) or
+        # in any order (named ones).
+        plan = tuple((name, processors[name]) for name in (compiled.positiontup if positional else processors))
         defaults = {compiled.bind_names[bind]: bind.value for bind in compiled.bind_names
                     if bind.value is not None or not bind.required}
-        found = _COMPILED[key] = (statement, compiled.string, order, processors, defaults)
+        found = _COMPILED[key] = (statement, compiled.string, plan, positional, defaults)
     return found[1:]
 
 
-def _values(params: dict[str, Any], order: tuple[str, ...] | None, processors: dict, defaults: dict) -> Any:
-    def value(name: str) -> Any:
+def _values(params: dict[str, Any], plan: tuple, positional: bool, defaults: dict) -> Any:
+    values = []
+    for name, process in plan:
         given = params[name] if name in params else defaults[name]
-        process = processors.get(name)
-        return given if process is None else process(given)
-
-    if order is not None:
-        return tuple(value(name) for name in order)
-    return {name: value(name) for name in processors}
+        values.append(given if process is None else process(given))
+    if positional:
+        return tuple(values)
+    return {name: value for (name, _process), value in zip(plan, values, strict=True)}
 
 
 def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple] | None:
@@ -205,19 +222,19 @@ def load_rows(session: Any, statement: Any, params: dict[str, Any], models: tupl
     bound = connection(session)
     rows = run(bound, statement, params)
     dialect = bound.dialect
-    plans = [(*entity(model), _processors(model, dialect), model) for model in models]
+    plans = [(*entity(model), _converted(model, dialect), model) for model in models]
     loaded = []
     for row in rows:
         objects, start = [], 0
-        for columns, keys, key_index, processors, model in plans:
+        for columns, keys, key_index, converted, model in plans:
             end = start + len(columns)
-            objects.append(_attach(session, model, keys, key_index, processors, row[start:end]))
+            objects.append(_attach(session, model, keys, key_index, converted, row[start:end]))
             start = end
         loaded.append(tuple(objects))
     return loaded
 
 
-def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, processors: tuple,
+def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, converted: tuple,
             values: tuple) -> Any:
     sid = values[key_index]
     if sid is None:
@@ -229,8 +246,10 @@ def _attach(session: Any, model: type, keys: tuple[str, ...], key_index: int, pr
         return found
     manager = mapper.class_manager
     instance = manager.new_instance()
-    instance.__dict__.update({name: (value if process is None else process(value))
-                              for name, process, value in zip(keys, processors, values, strict=True)})
+    loaded = dict(zip(keys, values, strict=True))
+    for index, name, process in converted:
+        loaded[name] = process(values[index])
+    instance.__dict__.update(loaded)
     # What the ORM's own loader does with a row it has not seen: the object is persistent in this
     # session, its values are loaded and unchanged; listeners hear of the load as they do of a merge's
     # (without a query context).
@@ -259,8 +278,13 @@ def entity(model: type) -> tuple[tuple[Any, ...], tuple[str, ...], int]:
 
 
 @lru_cache(maxsize=64)
-def _processors(model: type, dialect: Any) -> tuple:
-    return tuple(column.type._cached_result_processor(dialect, None) for column in entity(model)[0])
+def _converted(model: type, dialect: Any) -> tuple[tuple[int, str, Any], ...]:
+    """(index, attribute key, result processor) of `model`'s columns whose values the driver returns in
+    another form (datetimes as text on SQLite, ...)."""
+    columns, keys, _key_index = entity(model)
+    processors = (column.type._cached_result_processor(dialect, None) for column in columns)
+    return tuple((index, key, process) for index, (key, process) in enumerate(zip(keys, processors, strict=True))
+                 if process is not None)
 
 
 @lru_cache(maxsize=64)
