@@ -37,6 +37,10 @@ EVENT_TYPES = frozenset((
 ))
 
 
+# json.dumps(..., separators=(",", ":")) builds an encoder per call; every event and outbox row is encoded.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def epoch_ms(moment: datetime) -> int:
     return int((moment - datetime(1970, 1, 1)).total_seconds() * 1000)
 
@@ -137,7 +141,8 @@ def emit(
         fields.update(data)
     fields["workspace_sid"] = workspace.sid
     fields["workspace_name"] = workspace.friendly_name
-    event_data = {key: _as_string(value) for key, value in fields.items() if value is not None}
+    event_data = {key: value if value.__class__ is str else _as_string(value)
+                  for key, value in fields.items() if value is not None}
 
     resource_type, resource_sid = _resource_of(resource)
     actor_type, actor_sid = _resource_of(actor) if actor is not None else ("workspace", workspace.sid)
@@ -152,7 +157,7 @@ def emit(
         "actor_type": actor_type,
         "actor_sid": actor_sid,
         "description": description,
-        "event_data": json.dumps(event_data, separators=(",", ":")),
+        "event_data": compact_json(event_data),
         "task_sid": fields.get("task_sid"),
         "worker_sid": fields.get("worker_sid"),
         "reservation_sid": fields.get("reservation_sid"),
@@ -208,7 +213,10 @@ _RESOURCE_TYPES = {
 
 
 def _resource_of(resource: object) -> tuple[str, str]:
-    for model, name in _RESOURCE_TYPES.items():
+    name = _RESOURCE_TYPES.get(type(resource))
+    if name is not None:
+        return name, resource.sid  # type: ignore[attr-defined]
+    for model, name in _RESOURCE_TYPES.items():  # a subclass
         if isinstance(resource, model):
             return name, resource.sid  # type: ignore[attr-defined]
     return "workspace", resource.sid  # type: ignore[attr-defined]

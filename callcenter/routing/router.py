@@ -293,15 +293,13 @@ class Tx:
 
     def add_outbox(self, *, kind: str, url: str, payload: dict[str, str], fallback_url: str | None = None,
                    reservation_sid: str | None = None, ordering_key: str | None = None) -> None:
-        import json
-
         self._outbox.append(
             {
                 "workspace_sid": self.workspace.sid,
                 "kind": kind,
                 "url": url,
                 "fallback_url": fallback_url,
-                "payload": json.dumps(payload, separators=(",", ":")),
+                "payload": events_module.compact_json(payload),
                 "reservation_sid": reservation_sid,
                 "ordering_key": ordering_key,
                 "attempts": 0,

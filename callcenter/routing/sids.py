@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 PREFIXES = {
     "account": "AC",
@@ -23,8 +23,11 @@ _SID = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 
 
 def new_sid(prefix: str) -> str:
-    """A fresh sid such as `WT3f2a...` (34 characters)."""
-    return prefix + uuid.uuid4().hex
+    """A fresh sid such as `WT3f2a...` (34 characters), from 128 random bits."""
+    return prefix + entropy(16).hex()
+
+
+entropy = os.urandom  # the randomness of new sids (tests make it sequential, to replay examples)
 
 
 def is_sid(value: object, prefix: str | None = None) -> bool:

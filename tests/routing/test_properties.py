@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 from collections import Counter
 
 import pytest
@@ -87,8 +86,8 @@ ACTIVITY_NAMES = st.sampled_from(["Available", "Offline", "Unavailable", "Break"
 STARTS_AVAILABLE = st.sampled_from([True, True, True, False])
 
 
-class SequentialUuids:
-    """Stands in for `uuid` in the sid module: sids in creation order make every example replayable.
+class SequentialEntropy:
+    """Stands in for the sid module's randomness: sids in creation order make every example replayable.
 
     Matching breaks ties between equally idle workers by sid; random sids would let the same steps
     pick different workers on a replay, and hypothesis could neither shrink nor reproduce a failure.
@@ -97,9 +96,9 @@ class SequentialUuids:
     def __init__(self) -> None:
         self.issued = 0
 
-    def uuid4(self) -> uuid.UUID:
+    def __call__(self, size: int) -> bytes:
         self.issued += 1
-        return uuid.UUID(int=self.issued)
+        return self.issued.to_bytes(size, "big")
 
 
 class ErrorLog(logging.Handler):
@@ -126,8 +125,8 @@ class ContactCenterMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._uuid_module = sids.uuid
-        sids.uuid = SequentialUuids()
+        self._entropy = sids.entropy
+        sids.entropy = SequentialEntropy()
         self.errors = ErrorLog()
         logging.getLogger("callcenter.routing").addHandler(self.errors)
         self._database = self.database()
@@ -177,7 +176,7 @@ class ContactCenterMachine(RuleBasedStateMachine):
             self.router.dispose()
         self._database.close()
         logging.getLogger("callcenter.routing").removeHandler(self.errors)
-        sids.uuid = self._uuid_module
+        sids.entropy = self._entropy
 
     # -- building the staff --------------------------------------------------------------------------
     @initialize(staff=st.lists(st.tuples(WORKER_ATTRIBUTES, STARTS_AVAILABLE, st.integers(1, 3), st.integers(1, 3)),
