@@ -166,8 +166,8 @@ _CANDIDATE_COLUMNS = (Worker.sid, Worker.friendly_name, Worker.name_key, Worker.
                       WorkerChannel.idle_since)
 
 
-@lru_cache(maxsize=8)
-def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
+@lru_cache(maxsize=16)
+def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool, after: bool = False):
     """The candidate query, built once per shape with bound parameters (building it per call cost more
     than running it).
 
@@ -176,6 +176,8 @@ def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
     SQLite from reordering it) because workers of other queues who have been idle longest are walked
     past on every match, and each must cost one index probe, not a row fetch and a subquery.
     `worker_conditions` without `offer_blocked`, which `candidate_workers` tests in Python.
+    `after`: the rows that follow (`after_idle`, `after_sid`) in that order, for the next batch: the index
+    is entered there instead of walked again from its start, as an OFFSET would.
     """
     conditions = [
         "worker_channels.task_channel_sid = :channel_sid",
@@ -193,11 +195,13 @@ def _candidate_workers_query(single_tasking: bool, by_sid: bool, by_name: bool):
         conditions.append("workers.sid = :known_sid")
     if by_name:
         conditions.append("workers.name_key = :known_name")
+    if after:
+        conditions.append("(worker_channels.idle_since, worker_channels.worker_sid) > (:after_idle, :after_sid)")
     columns = ", ".join(f"{column.table.name}.{column.name}" for column in _CANDIDATE_COLUMNS)
     sql = (f"SELECT {columns} "
            "FROM worker_channels CROSS JOIN task_queue_members CROSS JOIN workers "
            f"WHERE {' AND '.join(conditions)} "
-           "ORDER BY worker_channels.idle_since, worker_channels.worker_sid LIMIT :size OFFSET :offset")
+           "ORDER BY worker_channels.idle_since, worker_channels.worker_sid LIMIT :size")
     return text(sql).bindparams(bindparam("true", True))
 
 
@@ -249,18 +253,19 @@ def candidate_workers(tx: Tx, task: Task, queue_sid: str, *, first_batch: int = 
         if by_name:
             params["known_name"] = str(resolve(task_env, target.known_worker_friendly_name)).casefold()
     blocked = _blocked_workers(tx, task)
-    query = _candidate_workers_query(not tx.workspace.multi_task_enabled, by_sid, by_name)
-    offset, size = 0, max(1, first_batch + len(blocked))
+    shape = (not tx.workspace.multi_task_enabled, by_sid, by_name)
+    query, size = _candidate_workers_query(*shape), max(1, first_batch + len(blocked))
     while True:
         tx.session.flush()  # the query reads capacity and availability that this transaction may have changed
-        rows = statements.run(statements.connection(tx.session), query, {**params, "size": size, "offset": offset})
+        rows = statements.run(statements.connection(tx.session), query, {**params, "size": size})
         for row in rows:
             if row[0] not in blocked:
                 yield Candidate._make(row)
         if len(rows) < size:
             return
-        offset += size
-        size = min(size * 4, BATCH)
+        last = rows[-1]  # the next batch starts after it (idle_since as the driver returned it)
+        params["after_idle"], params["after_sid"] = last[5], last[0]
+        query, size = _candidate_workers_query(*shape, after=True), min(size * 4, BATCH)
 
 
 def _order_key(order_by: tuple[tuple[str, bool], ...], candidate: Any) -> tuple:

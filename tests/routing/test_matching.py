@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert
 
 from callcenter.routing import ReservationNotPending, matching, queues, workers, workspaces
 from callcenter.routing.invariants import check_invariants
-from callcenter.routing.models import Reservation
+from callcenter.routing.models import Reservation, Task
 from tests.routing.conftest import Center
 
 
@@ -113,6 +113,38 @@ def test_idle_time_counts_from_becoming_available(center):
     center.set_activity(alice, "Available")  # alice has waited less than bob now
     center.advance(5)
     assert reserved_worker(center, center.task()) == bob
+
+
+
+@pytest.mark.parametrize("refused", [9, 45])
+def test_a_target_expression_refusing_the_longest_idle_pages_on_to_the_first_it_accepts(center, refused):
+    # A target with an expression reads candidates in batches (8, then 32, then 128 rows): the first
+    # worker it accepts is found past one or two batch boundaries, and each batch starts where the last
+    # one ended, in (idle since, sid) order. Everyone here became available at the same instant, so
+    # every boundary falls inside a tie that only the sid breaks.
+    queue = center.queue()
+    center.workflow(filters=[route("1==1", {"queue": queue, "expression": "worker.level >= 3"})])
+    staff = sorted(center.worker(f"agent{number}", {"level": 1}) for number in range(refused + 3))
+    wanted = staff[refused]  # preceded by `refused` workers the expression turns away
+    for later in (wanted, *staff[refused + 1:]):
+        workers.update_worker(center.router, center.ws, later, attributes=json.dumps({"level": 3}))
+    assert reserved_worker(center, center.task()) == wanted
+    assert reserved_worker(center, center.task()) == staff[refused + 1]
+
+
+def test_candidates_longest_idle_first_come_in_batches_without_gaps_or_repeats(center):
+    # Every available member of the queue, in order, each once: the batches end and resume at ties.
+    queue = center.queue()
+    center.workflow(default=queue)
+    staff = []
+    for group in range(5):
+        staff += sorted(center.worker(f"agent{group}-{number}") for number in range(9))
+        center.advance(1)
+    task_sid = center.task(task_channel="voice")  # reserves staff[0]; the rest are still candidates
+    with center.router.transaction(center.ws) as tx:
+        task = tx.session.get(Task, task_sid)
+        found = [row.sid for row in matching.candidate_workers(tx, task, queue, first_batch=2)]
+    assert found == staff[1:]
 
 
 # -- which worker: order_by ------------------------------------------------------------------------
