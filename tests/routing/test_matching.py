@@ -118,7 +118,7 @@ def test_idle_time_counts_from_becoming_available(center):
 
 @pytest.mark.parametrize("refused", [9, 45])
 def test_a_target_expression_refusing_the_longest_idle_pages_on_to_the_first_it_accepts(center, refused):
-    # A target with an expression reads candidates in batches (8, then 32, then 128 rows): the first
+    # A target with an expression reads candidates in batches (8, then 16, then 32 rows...): the first
     # worker it accepts is found past one or two batch boundaries, and each batch starts where the last
     # one ended, in (idle since, sid) order. Everyone here became available at the same instant, so
     # every boundary falls inside a tie that only the sid breaks.
