@@ -7,10 +7,10 @@ workflow of 5 filters plus a default filter, then measures, through the engine's
 
 1. full lifecycles per second: create a task (reserved in that transaction) -> accept -> complete
    (the freed worker is matched in that transaction);
-2. SQLite's own share of that: every statement and commit the measured lifecycles sent, replayed in
-   order through sqlite3 alone on a snapshot of the database taken just before them (same connection
-   settings, same background WAL checkpoints), i.e. how fast the lifecycles would run if the engine's
-   Python cost nothing;
+2. SQLite's own share of that: every statement and commit of as many lifecycles again (recorded, not
+   timed), replayed in order through sqlite3 alone on a snapshot of the database taken just before them
+   (same connection settings, same background WAL checkpoints), i.e. how fast the lifecycles would run
+   if the engine's Python cost nothing;
 3. the raw SQLite commit rate of the same kind of file (WAL, synchronous=NORMAL, one small INSERT
    per transaction through sqlite3), and the ratio of the two;
 4. the latency from the operation that made a match possible to the committed reservation:
@@ -223,13 +223,20 @@ def sqlite_commit_rate(path: Path, seconds: float = 3.0) -> dict[str, Any]:
 
 
 class StatementRecorder:
-    """Records the SQL the engine sends (BEGIN and COMMIT included), with its parameters, until `stop()`."""
+    """Records the SQL the engine sends (BEGIN and COMMIT included), with its parameters, until `stop()`.
+
+    Listening costs the engine time (SQLAlchemy dispatches events around every statement of an engine
+    with listeners), so the timed lifecycles run without it and a second run is recorded."""
 
     def __init__(self, router: Router) -> None:
         self.engine = router.writer
         self.statements: list[tuple[str, Any, bool]] = []  # (sql, parameters, executemany); sql "COMMIT" for a commit
+        sqlalchemy.event.listen(self.engine, "begin", self._begin)
         sqlalchemy.event.listen(self.engine, "before_cursor_execute", self._statement)
         sqlalchemy.event.listen(self.engine, "commit", self._commit)
+
+    def _begin(self, _connection: Any) -> None:
+        self.statements.append(("BEGIN IMMEDIATE", None, False))  # what the engine's writer sends (db.py)
 
     def _statement(self, _connection: Any, _cursor: Any, sql: str, parameters: Any, _context: Any,
                    executemany: bool) -> None:
@@ -239,6 +246,7 @@ class StatementRecorder:
         self.statements.append(("COMMIT", None, False))
 
     def stop(self) -> list[tuple[str, Any, bool]]:
+        sqlalchemy.event.remove(self.engine, "begin", self._begin)
         sqlalchemy.event.remove(self.engine, "before_cursor_execute", self._statement)
         sqlalchemy.event.remove(self.engine, "commit", self._commit)
         return self.statements
@@ -255,7 +263,7 @@ def snapshot(db: Path, copy: Path) -> None:
 
 
 def replay(copy: Path, recorded: list[tuple[str, Any, bool]], lifecycles: int) -> dict[str, Any]:
-    """SQLite's own share of a lifecycle: the statements the measured run sent, replayed in order through
+    """SQLite's own share of a lifecycle: the statements a recorded run sent, replayed in order through
     sqlite3 alone on a snapshot taken just before it, with the engine's connection settings and its
     background WAL checkpoints. What is left of the engine's time is Python's."""
     connection = sqlite3.connect(copy, isolation_level=None, check_same_thread=False)
@@ -487,14 +495,16 @@ def run(args: argparse.Namespace, router: Router, db: Path) -> int:
     print(f"running {args.lifecycles} lifecycles ...", flush=True)
     timings: dict[str, list[float]] = {"create_task": [], "accept": [], "complete": []}
     load_before = os.getloadavg()
+    elapsed, cpu = run_lifecycles(center, args.lifecycles, timings)
+    load_after = os.getloadavg()
+    print(f"recording the statements of {args.lifecycles} more lifecycles ...", flush=True)
     replay_db, pages_db = db.with_name(db.name + ".replay"), db.with_name(db.name + ".pages")
     snapshot(db, replay_db)
     shutil.copyfile(replay_db, pages_db)
     recorder = StatementRecorder(router)
-    elapsed, cpu = run_lifecycles(center, args.lifecycles, timings)
+    run_lifecycles(center, args.lifecycles)
     recorded = recorder.stop()
     statements_per_lifecycle = len(recorded) / args.lifecycles
-    load_after = os.getloadavg()
     print(f"measuring {args.samples} 'worker becomes available' matches ...", flush=True)
     run_worker_available(center, 20)
     available = run_worker_available(center, args.samples)
