@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -313,26 +314,55 @@ def statement_kind(sql: str) -> str:
     return verb
 
 
-def pages_per_commit(copy: Path, recorded: list[tuple[str, Any, bool]]) -> float:
+def pages_per_commit(copy: Path, recorded: list[tuple[str, Any, bool]]) -> dict[str, Any]:
     """Database pages each commit of `recorded` writes to the WAL, replayed on `copy` with a full checkpoint
-    after every commit (the next transaction then starts the WAL afresh, so its frame count is that commit's)."""
+    after every commit (the next transaction then starts the WAL afresh, so its frames are that commit's),
+    and which tables and indexes they belong to (SQLite's `dbstat`, where the library has it)."""
     connection = sqlite3.connect(copy, isolation_level=None)
     _sqlite_connect(connection, None)
     connection.execute("PRAGMA wal_autocheckpoint=0")
-    cursor, frames, commits = connection.cursor(), 0, 0
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    wal = Path(f"{copy}-wal")
+    cursor, written, commits = connection.cursor(), Counter(), 0
     try:
         for sql, parameters, many in recorded:
             if sql == "COMMIT":
                 connection.commit()
-                frames += connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                frames = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                written.update(_wal_frame_pages(wal, page_size, frames))
                 commits += 1
             elif many:
                 cursor.executemany(sql, parameters)
             else:
                 cursor.execute(sql, parameters if parameters is not None else ())
+        try:
+            owners = dict(connection.execute("SELECT pageno, name FROM dbstat"))
+        except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
+            owners = {}
+        table_of = dict(connection.execute("SELECT name, tbl_name FROM sqlite_master"))
     finally:
         connection.close()
-    return frames / max(commits, 1)
+    commits = max(commits, 1)
+    by_owner, by_table = Counter(), Counter()
+    for page, count in written.items():
+        owner = owners.get(page, "(freed since)") if owners else "(unknown: no dbstat)"
+        by_owner[owner] += count
+        by_table[table_of.get(owner, owner)] += count
+    return {"pages_per_commit": round(sum(written.values()) / commits, 1),
+            "pages_per_commit_by_table": {name: round(count / commits, 2) for name, count in by_table.most_common()},
+            "pages_per_commit_by_table_or_index": {name: round(count / commits, 2)
+                                                   for name, count in by_owner.most_common()}}
+
+
+def _wal_frame_pages(wal: Path, page_size: int, frames: int) -> list[int]:
+    """The page numbers of the first `frames` frames of a WAL file (a 32-byte header, then per frame a
+    24-byte header that starts with the page number, and the page)."""
+    pages = []
+    with wal.open("rb") as file:
+        for number in range(frames):
+            file.seek(32 + number * (24 + page_size))
+            pages.append(int.from_bytes(file.read(4), "big"))
+    return pages
 
 
 def summary_ms(values: list[float]) -> dict[str, float]:
@@ -408,6 +438,8 @@ def print_report(results: dict[str, Any]) -> None:
                                           f"per lifecycle ({alone['ms_per_lifecycle'] / engine_ms:.0%})"),
         ("  pages written per commit", f"{alone['pages_per_commit']:.1f}   "
                                        f"(a raw commit below: {raw['pages_per_commit']:g})"),
+        ("    by table (with its indexes)", ", ".join(f"{name} {pages:.1f}" for name, pages in
+                                                    list(alone["pages_per_commit_by_table"].items())[:6])),
         *((f"  {top['statement']}", f"{top['us_per_lifecycle']:.0f} us per lifecycle "
                                           f"({top['per_lifecycle']:g} per lifecycle)")
           for top in alone["top_statements"][:5]),
@@ -512,7 +544,7 @@ def run(args: argparse.Namespace, router: Router, db: Path) -> int:
     print("replaying the lifecycles' statements through sqlite3 alone ...", flush=True)
     try:
         sqlite_alone = replay(replay_db, recorded, args.lifecycles)
-        sqlite_alone["pages_per_commit"] = round(pages_per_commit(pages_db, recorded), 1)
+        sqlite_alone.update(pages_per_commit(pages_db, recorded))
     finally:
         for path in (replay_db, pages_db):
             for suffix in ("", "-wal", "-shm"):
