@@ -54,3 +54,29 @@ def test_a_read_transaction_sees_one_snapshot(sqlite_router):
         assert session.scalar(count) == before  # the read began before that commit
     with router.read() as session:
         assert session.scalar(count) == before + 1
+
+
+def test_a_read_opened_inside_another_on_the_same_thread_gets_its_own_session(sqlite_router):
+    # Each thread reuses one session from a transaction to the next; one opened inside another must not
+    # take over (or close) the session the outer one is still using.
+    router, _path = sqlite_router
+    workspace = workspaces.create_workspace(router, account_sid=ACCOUNT, friendly_name="Outer").sid
+    with router.read() as outer:
+        with router.read() as inner:
+            assert inner is not outer
+            assert inner.get(Workspace, workspace).friendly_name == "Outer"
+        assert outer.get(Workspace, workspace).friendly_name == "Outer"  # still open, still usable
+    with router.read() as again:
+        assert again is outer  # the thread's session, reused once closed
+        assert again.get(Workspace, workspace) is not None
+
+
+def test_objects_of_a_finished_transaction_are_not_carried_into_the_next(sqlite_router):
+    router, _path = sqlite_router
+    workspace = workspaces.create_workspace(router, account_sid=ACCOUNT, friendly_name="Before")
+    with router.transaction(workspace.sid) as tx:
+        first = tx.workspace
+    workspaces.update_workspace(router, workspace.sid, friendly_name="After")
+    with router.transaction(workspace.sid) as tx:
+        assert tx.workspace is not first  # loaded afresh, not the object the first transaction left behind
+        assert tx.workspace.friendly_name == "After"
