@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from callcenter.routing import Router
 from callcenter.routing.db import workspace_lock_key
 from callcenter.routing.outbox import Sweeper
+from callcenter.routing.retention import retention_from_days
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("callcenter")
@@ -90,6 +91,7 @@ def get_router(app: Flask | None = None) -> Router:
 def init_app(app: Flask) -> None:
     """Give the app its Router, upgrade the schema if asked, start the sweeper if asked, add CLI commands."""
     url = app.config["DATABASE_URL"]
+    retention = retention_from_days(app.config.get("EVENT_RETENTION_DAYS", 30))  # a bad value stops the start here
     if app.config.get("AUTO_MIGRATE"):
         upgrade_database(url)
     pool = {"pool_size": app.config.get("DATABASE_POOL_SIZE", 10),
@@ -97,6 +99,7 @@ def init_app(app: Flask) -> None:
             "pool_timeout": app.config.get("DATABASE_POOL_TIMEOUT", 30.0),
             "pool_recycle": app.config.get("DATABASE_POOL_RECYCLE", 1800)}
     router = Router(url, auth_token_for=_auth_token_lookup(app), pool=pool)
+    router.event_retention = retention
     app.extensions["router"] = router
     if app.config.get("RUN_SWEEPER"):
         sweeper = Sweeper(router, interval=app.config.get("SWEEP_INTERVAL", 0.5)).start()

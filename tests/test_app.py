@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -34,6 +36,23 @@ def test_health_answers_503_when_the_database_is_unreachable(tmp_path):
     response = app.test_client().get("/health")
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
+
+
+def test_event_retention_days_reach_the_engine(sqlite_url, monkeypatch):
+    monkeypatch.setenv("EVENT_RETENTION_DAYS", "7")
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True})
+    try:
+        assert app.extensions["router"].event_retention == timedelta(days=7)
+    finally:
+        app.extensions["router"].dispose()
+
+
+def test_a_bad_event_retention_stops_the_app_before_it_touches_the_database(tmp_path):
+    url = f"sqlite:///{tmp_path}/never.db"
+    with pytest.raises(ValueError, match="EVENT_RETENTION_DAYS must be a whole number of days"):
+        create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True,
+                    "EVENT_RETENTION_DAYS": "a month"})
+    assert not (tmp_path / "never.db").exists()
 
 
 def test_init_db_command_is_safe_to_run_twice(app):

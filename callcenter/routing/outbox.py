@@ -242,11 +242,16 @@ def _sids_of(message: OutboxMessage, params: dict[str, str]) -> dict[str, str | 
 
 
 class Sweeper:
-    """The background thread of a process: fires due timers and delivers the outbox."""
+    """The background thread of a process: fires due timers, delivers the outbox, and every
+    `purge_every` seconds deletes events past their retention (retention.py)."""
 
-    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8) -> None:
+    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, purge_every: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.router = router
         self.interval = interval
+        self.purge_every = purge_every
+        self._monotonic = monotonic
+        self._next_purge = monotonic()  # the first sweep purges
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback")
         self._thread = threading.Thread(target=self._run, name="callcenter-sweeper", daemon=True)
@@ -258,19 +263,33 @@ class Sweeper:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self.router._outbox_ready.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():  # a sweeper driven by sweep() alone was never started
+            self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.router.run_due_timers()
-                # Slow callback servers never hold up timers: deliveries run on the pool.
-                for message in self.router.deliverer.claim_due(50):
-                    self._pool.submit(self._deliver, message)
-            except Exception:
-                log.exception("sweep failed")
+            self.sweep()
             self.router.wait_for_outbox(self.interval)
+
+    def sweep(self) -> None:
+        """One pass: due timers, then the outbox; expired events when `purge_every` has gone by."""
+        try:
+            self.router.run_due_timers()
+            # Slow callback servers never hold up timers: deliveries run on the pool.
+            for message in self.router.deliverer.claim_due(50):
+                self._pool.submit(self._deliver, message)
+        except Exception:
+            log.exception("sweep failed")
+        now = self._monotonic()
+        if now >= self._next_purge:
+            self._next_purge = now + self.purge_every
+            try:
+                purged = self.router.purge_expired_events()
+                if purged:
+                    log.info("deleted %d events older than the retention", purged)
+            except Exception:
+                log.exception("purging expired events failed")
 
     def _deliver(self, message: OutboxMessage) -> None:
         try:

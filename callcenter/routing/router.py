@@ -25,6 +25,7 @@ from .configuration import ConfigurationCache, WorkspaceConfiguration, load_conf
 from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
 from .errors import NotFound
 from .models import Activity, Base, OutboxMessage, Task, TaskChannel, TaskQueue, Timer, Worker, Workflow, Workspace
+from .retention import EVENT_RETENTION
 
 log = logging.getLogger("callcenter.routing")
 
@@ -54,6 +55,8 @@ class Router:
         flush.install(self._write_sessions)  # changed rows are written without the ORM's unit of work
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
         self._sessions = threading.local()  # see _session
+        # How long events are kept (None: for ever); the sweeper deletes older ones (retention.py).
+        self.event_retention: timedelta | None = EVENT_RETENTION
         self.listeners: list[EventListener] = []
         # Voice instructions in assignment-callback replies and Instruction parameters
         # (dequeue, call, redirect, conference) are carried out by the app that owns the calls.
@@ -146,6 +149,11 @@ class Router:
         from .timers import fire_due_timers
 
         return fire_due_timers(self, limit=limit)
+
+    def purge_expired_events(self, **limits: int) -> int:
+        from .retention import purge_expired_events
+
+        return purge_expired_events(self, **limits)
 
     def deliver_outbox(self, limit: int = 100) -> int:
         return self.deliverer.deliver_due(limit=limit)
