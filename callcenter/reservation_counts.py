@@ -1,11 +1,13 @@
 """Reservations by outcome per workspace, as running totals that each `/metrics` scrape brings up to date.
 
-The events table keeps every state change, so counting its `reservation.*` rows at every scrape
-costs more every day (millions of rows at TaskRouter's limits). Instead `reservation_counts` holds the
-totals and `event_cursors` the id of the last event counted; a scrape adds the events written since,
-read by a range of the events' primary key, so its cost follows the traffic since the last scrape,
-not the history. The totals live in the database: every process reports the same values, and they
-never go back, across restarts too (Prometheus counter semantics).
+The events table keeps every state change for the retention period (30 days by default: millions of
+rows at TaskRouter's limits), so counting its `reservation.*` rows at every scrape would cost more
+every day, and would go back as old events are deleted. Instead `reservation_counts` holds the totals
+and `event_cursors` the id of the last event counted; a scrape adds the events written since, read by
+a range of the events' primary key, so its cost follows the traffic since the last scrape, not the
+history. The totals live in the database: every process reports the same values, and they never go
+back, across restarts or deletions of old events either (Prometheus counter semantics). Events deleted
+before any scrape counted them are not counted: scraped at least once per retention period, none are.
 
 Counting by id is only right if no event can still commit below an id already counted:
 - SQLite has one writer at a time, so an event that commits later always gets a higher id.

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from callcenter import logs
 from callcenter.metrics import render
+from callcenter.reservation_counts import OUTCOMES
 from callcenter.routing.outbox import Response
 from tests.routing.conftest import Center
 
@@ -238,6 +239,19 @@ def test_reservation_counter_adds_only_events_written_since_the_last_scrape(app,
     assert value(again, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 3
     assert value(later, "callcenter_reservations_total", workspace_sid=center.ws, outcome="created") == 4
     assert reservation_totals(center.router) == reservation_events_in_table(center.router)
+
+
+def test_reservation_counter_never_goes_back_when_old_events_are_deleted(app, center):
+    a_few_reservations(center)
+    center.advance(31 * 86_400)  # timers fire meanwhile: tasks cleaned up, the pending offer timed out...
+    before = scrape(app)
+    in_table = sum(reservation_events_in_table(center.router).values())
+    assert center.router.purge_expired_events() > 0
+    assert sum(reservation_events_in_table(center.router).values()) < in_table  # reservation events went
+    after = scrape(app)
+    for outcome in OUTCOMES:
+        assert value(after, "callcenter_reservations_total", workspace_sid=center.ws, outcome=outcome) == \
+            value(before, "callcenter_reservations_total", workspace_sid=center.ws, outcome=outcome), outcome
 
 
 def test_reservation_counter_is_the_same_from_another_process_and_after_a_restart(app, center, database_url):
