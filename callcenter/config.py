@@ -47,7 +47,7 @@ def load_config() -> dict[str, Any]:
         "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "text").strip().lower(),
         "LOG_LEVEL": (os.environ.get("LOG_LEVEL") or "INFO").strip().upper(),
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
-        # Events are kept this many days, as TaskRouter keeps them (0: for ever); the sweeper deletes older ones.
+        # Events and callbacks given up on are kept this many days, as TaskRouter keeps events (0: for ever).
         "EVENT_RETENTION_DAYS": os.environ.get("EVENT_RETENTION_DAYS", "30"),
         # The dashboard's service level: calls answered within this many seconds of entering a queue.
         "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),

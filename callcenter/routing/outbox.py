@@ -243,7 +243,7 @@ def _sids_of(message: OutboxMessage, params: dict[str, str]) -> dict[str, str | 
 
 class Sweeper:
     """The background thread of a process: fires due timers, delivers the outbox, and every
-    `purge_every` seconds deletes events past their retention (retention.py)."""
+    `purge_every` seconds deletes events and dead callbacks past their retention (retention.py)."""
 
     def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, purge_every: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -273,7 +273,7 @@ class Sweeper:
             self.router.wait_for_outbox(self.interval)
 
     def sweep(self) -> None:
-        """One pass: due timers, then the outbox; expired events when `purge_every` has gone by."""
+        """One pass: due timers, then the outbox; what is past its retention when `purge_every` has gone by."""
         try:
             self.router.run_due_timers()
             # Slow callback servers never hold up timers: deliveries run on the pool.
@@ -288,8 +288,11 @@ class Sweeper:
                 purged = self.router.purge_expired_events()
                 if purged:
                     log.info("deleted %d events older than the retention", purged)
+                purged = self.router.purge_dead_callbacks()
+                if purged:
+                    log.info("deleted %d callbacks given up on longer ago than the retention", purged)
             except Exception:
-                log.exception("purging expired events failed")
+                log.exception("purging what is past the retention failed")
 
     def _deliver(self, message: OutboxMessage) -> None:
         try:

@@ -9,6 +9,11 @@ same rows is harmless: the second finds them gone. Events of a task that
 still exists are kept whatever their age: they are its history, and the invariant check expects its
 `task.created`. The Events API and cumulative statistics look back at most 30 days, so with the
 default retention nothing they can be asked for is deleted.
+
+Callbacks given up on (outbox rows marked `dead`, kept so that they can be looked into) go after the
+same time since their last attempt: a callback URL that stays broken would otherwise add one for
+every event. Only pending messages hold back newer ones of the same task, so deleting dead ones
+changes no delivery.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, exists, select
 
 from .errors import NotFound
-from .models import Event, Task, Workspace
+from .models import Event, OutboxMessage, Task, Workspace
 
 if TYPE_CHECKING:
     from .router import Router
@@ -67,4 +72,28 @@ def purge_expired_events(router: Router, *, batch: int = PURGE_BATCH, max_batche
             deleted += count
             if count < batch:
                 break
+    return deleted
+
+
+def purge_dead_callbacks(router: Router, *, batch: int = PURGE_BATCH, max_batches: int = 50) -> int:
+    """Delete outbox messages given up on longer ago than the router's retention; returns how many."""
+    retention = router.event_retention
+    if retention is None:
+        return 0
+    cutoff = router.clock.now() - retention
+    expired = (select(OutboxMessage.id)
+               .where(OutboxMessage.status == "dead", OutboxMessage.next_attempt_at < cutoff)
+               .order_by(OutboxMessage.id).limit(batch))
+    deleted = 0
+    for _ in range(max_batches):
+        session = router._write_sessions()  # outbox rows are no workspace's routing state: no workspace lock
+        try:
+            with session.begin():
+                count = session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(expired.scalar_subquery())),
+                                        execution_options={"synchronize_session": False}).rowcount
+        finally:
+            session.close()
+        deleted += count
+        if count < batch:
+            break
     return deleted

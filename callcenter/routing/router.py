@@ -155,6 +155,11 @@ class Router:
 
         return purge_expired_events(self, **limits)
 
+    def purge_dead_callbacks(self, **limits: int) -> int:
+        from .retention import purge_dead_callbacks
+
+        return purge_dead_callbacks(self, **limits)
+
     def deliver_outbox(self, limit: int = 100) -> int:
         return self.deliverer.deliver_due(limit=limit)
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.routing import workspaces
-from callcenter.routing.models import Event
-from callcenter.routing.outbox import Sweeper
+from callcenter.routing.models import Event, OutboxMessage
+from callcenter.routing.outbox import Response, Sweeper
 from callcenter.routing.retention import EVENT_RETENTION, retention_from_days
 
 DAY = 86_400
@@ -114,6 +114,60 @@ def test_the_sweeper_purges_on_its_first_pass_then_once_per_interval(staffed):
         assert event_count(center, task_sid=second) == 0
     finally:
         sweeper.stop()
+
+
+def test_the_sweeper_purges_dead_callbacks_too(center):
+    dead_callback(center)
+    center.clock.advance(31 * DAY)
+    sweeper = Sweeper(center.router, purge_every=60.0, monotonic=lambda: 0.0)
+    try:
+        sweeper.sweep()
+    finally:
+        sweeper.stop()
+    assert outbox_statuses(center) == []
+
+
+def outbox_statuses(center):
+    with center.router.read() as session:
+        return sorted(session.scalars(select(OutboxMessage.status).where(OutboxMessage.workspace_sid == center.ws)))
+
+
+def dead_callback(center):
+    """An assignment callback given up on: its URL answered 503 to every attempt."""
+    center.workflow(default=center.queue(), assignment_callback_url="https://app.example/assignment")
+    center.worker("alice")
+    center.task()
+    center.router.deliverer.transport = lambda url, params, headers, timeout: Response(503, "")
+    for _ in range(6):  # an assignment callback has 4 attempts
+        center.router.deliver_outbox()
+        center.clock.advance(600)
+    assert outbox_statuses(center) == ["dead"]
+
+
+def test_callbacks_given_up_on_go_after_the_retention_since_their_last_attempt(center):
+    dead_callback(center)
+    center.clock.advance(29 * DAY)
+    assert center.router.purge_dead_callbacks() == 0  # under 30 days since the last attempt
+    center.clock.advance(DAY)
+    assert center.router.purge_dead_callbacks() == 1
+    assert outbox_statuses(center) == []
+
+
+def test_callbacks_still_being_tried_are_never_purged(center):
+    center.workflow(default=center.queue(), assignment_callback_url="https://app.example/assignment")
+    center.worker("alice")
+    center.task()  # its callback is pending, never attempted
+    center.clock.advance(60 * DAY)
+    assert center.router.purge_dead_callbacks() == 0
+    assert outbox_statuses(center) == ["pending"]
+
+
+def test_no_retention_keeps_dead_callbacks(center):
+    dead_callback(center)
+    center.router.event_retention = None
+    center.clock.advance(365 * DAY)
+    assert center.router.purge_dead_callbacks() == 0
+    assert outbox_statuses(center) == ["dead"]
 
 
 @pytest.mark.parametrize("value, expected", [("30", timedelta(days=30)), (" 7 ", timedelta(days=7)), ("0", None),
