@@ -86,9 +86,7 @@ def write_changes(session: Session) -> int:
         for mapper, state, kind, columns, values in plans:
             if columns:
                 sql, converted = _statement(mapper.local_table, kind, columns, dialect.paramstyle, dialect)
-                for index, process in converted:
-                    values[index] = process(values[index])
-                statements.execute(connection, cursor, sql, tuple(values))
+                statements.execute(connection, cursor, sql, statements.convert(values, converted))
                 if kind == _UPDATE and cursor.rowcount != 1:
                     raise StaleDataError(f"UPDATE of {mapper.local_table.name} {state.key[1]} matched "
                                          f"{cursor.rowcount} rows, not 1")
@@ -207,19 +205,18 @@ def _shape(mapper: Mapper) -> tuple[dict[str, str], str] | None:
 @lru_cache(maxsize=512)
 def _statement(table: Any, kind: int, columns: tuple[str, ...], paramstyle: str, dialect: Any) -> tuple[str, tuple]:
     """The UPDATE of these changed columns (values: theirs, then the key), or the INSERT of these columns;
-    and (index, bind processor) of each value that its column's type converts."""
+    and `statements.converting` of the values' bind processors."""
     if kind == _INSERT:
-        sql, processors = statements.insert_statement(table, dialect, columns)
-    else:
-        mark = "?" if paramstyle == "qmark" else "%s"
-        preparer = dialect.identifier_preparer
-        key_column = next(iter(table.primary_key.columns))
-        processors = (*(table.c[name].type._cached_bind_processor(dialect) for name in columns),
-                      key_column.type._cached_bind_processor(dialect))
-        assignments = ", ".join(f"{preparer.quote(name)} = {mark}" for name in columns)
-        sql = (f"UPDATE {preparer.format_table(table)} SET {assignments} "
-               f"WHERE {preparer.quote(key_column.name)} = {mark}")
-    return sql, tuple((index, process) for index, process in enumerate(processors) if process is not None)
+        return statements.insert_statement(table, dialect, columns)
+    mark = "?" if paramstyle == "qmark" else "%s"
+    preparer = dialect.identifier_preparer
+    key_column = next(iter(table.primary_key.columns))
+    processors = (*(table.c[name].type._cached_bind_processor(dialect) for name in columns),
+                  key_column.type._cached_bind_processor(dialect))
+    assignments = ", ".join(f"{preparer.quote(name)} = {mark}" for name in columns)
+    sql = (f"UPDATE {preparer.format_table(table)} SET {assignments} "
+           f"WHERE {preparer.quote(key_column.name)} = {mark}")
+    return sql, statements.converting(processors)
 
 
 def _write_order(plan: tuple) -> tuple:

@@ -85,26 +85,22 @@ def _insert_same_keys(connection: Any, table: Any, keys: tuple[str, ...], rows: 
     if plan is None:
         connection.execute(table.insert(), rows)
         return
-    sql, processors = plan
-    execute(connection, None, sql, _rows_as_tuples(rows, keys, processors), many=True)
+    sql, converted = plan
+    values_of = itemgetter(*keys) if len(keys) > 1 else (lambda row, key=keys[0]: (row[key],))
+    params = [convert(list(values_of(row)), converted) for row in rows] if converted else [values_of(row) for row in rows]
+    execute(connection, None, sql, params, many=True)
 
 
-def _rows_as_tuples(rows: list[dict[str, Any]], keys: tuple[str, ...], processors: tuple) -> list[tuple]:
-    """Each row's values in `keys` order, through the bind processors that are not None."""
-    if len(keys) == 1:
-        (key,), (process,) = keys, processors
-        return [(row[key] if process is None else process(row[key]),) for row in rows]
-    values_of = itemgetter(*keys)
-    converted = [(index, process) for index, process in enumerate(processors) if process is not None]
-    if not converted:
-        return [values_of(row) for row in rows]
-    params = []
-    for row in rows:
-        values = list(values_of(row))
-        for index, process in converted:
-            values[index] = process(values[index])
-        params.append(tuple(values))
-    return params
+def converting(processors: tuple) -> tuple[tuple[int, Any], ...]:
+    """(index, processor) of the processors that are not None: the values `convert` has to change."""
+    return tuple((index, process) for index, process in enumerate(processors) if process is not None)
+
+
+def convert(values: list[Any], converted: tuple[tuple[int, Any], ...]) -> tuple:
+    """`values` (changed in place) through `converting`'s processors, as a tuple for the driver."""
+    for index, process in converted:
+        values[index] = process(values[index])
+    return tuple(values)
 
 
 def execute(connection: Any, cursor: Any, sql: str, params: Any, *, many: bool = False) -> Any:
@@ -173,13 +169,14 @@ def _insert_plan(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, 
 
 
 def insert_statement(table: Any, dialect: Any, keys: tuple[str, ...]) -> tuple[str, tuple]:
-    """`INSERT INTO table (keys) VALUES (...)` in the dialect's paramstyle, and each value's bind processor."""
+    """`INSERT INTO table (keys) VALUES (...)` in the dialect's paramstyle, and `converting` of the values'
+    bind processors."""
     columns = [table.c[key] for key in keys]
     preparer = dialect.identifier_preparer
     marks = ", ".join(("?" if dialect.paramstyle == "qmark" else "%s") for _ in columns)
     sql = (f"INSERT INTO {preparer.format_table(table)} "
            f"({', '.join(preparer.quote(column.name) for column in columns)}) VALUES ({marks})")
-    return sql, tuple(column.type._cached_bind_processor(dialect) for column in columns)
+    return sql, converting(tuple(column.type._cached_bind_processor(dialect) for column in columns))
 
 
 def load(session: Any, model: type, sid: str) -> Any:
@@ -283,8 +280,7 @@ def _converted(model: type, dialect: Any) -> tuple[tuple[int, str, Any], ...]:
     another form (datetimes as text on SQLite, ...)."""
     columns, keys, _key_index = entity(model)
     processors = (column.type._cached_result_processor(dialect, None) for column in columns)
-    return tuple((index, key, process) for index, (key, process) in enumerate(zip(keys, processors, strict=True))
-                 if process is not None)
+    return tuple((index, keys[index], process) for index, process in converting(tuple(processors)))
 
 
 @lru_cache(maxsize=64)
