@@ -19,7 +19,7 @@ changes no delivery.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, select
 
@@ -48,10 +48,9 @@ def retention_from_days(value: int | str) -> timedelta | None:
 def purge_expired_events(router: Router, *, batch: int = PURGE_BATCH, max_batches: int = 50) -> int:
     """Delete events older than the router's retention (none when it is None), at most `max_batches`
     transactions of `batch` rows per workspace; returns how many were deleted."""
-    retention = router.event_retention
-    if retention is None:
+    if router.event_retention is None:
         return 0
-    cutoff = router.clock.now() - retention
+    cutoff = router.clock.now() - router.event_retention
     with router.read() as session:
         workspace_sids = list(session.scalars(select(Workspace.sid).order_by(Workspace.sid)))
     deleted = 0
@@ -60,39 +59,34 @@ def purge_expired_events(router: Router, *, batch: int = PURGE_BATCH, max_batche
                    .where(Event.workspace_sid == workspace_sid, Event.event_date < cutoff,
                           ~exists().where(Task.sid == Event.task_sid))
                    .order_by(Event.event_date, Event.id).limit(batch))
-        for _ in range(max_batches):
-            try:
-                with router.transaction(workspace_sid) as tx:
-                    count = tx.session.execute(
-                        delete(Event).where(Event.id.in_(expired.scalar_subquery())),
-                        execution_options={"synchronize_session": False},
-                    ).rowcount
-            except NotFound:  # the workspace was deleted meanwhile, and its events with it
-                break
-            deleted += count
-            if count < batch:
-                break
+        try:
+            deleted += _in_batches(router, workspace_sid, delete(Event).where(Event.id.in_(expired.scalar_subquery())),
+                                   batch, max_batches)
+        except NotFound:  # the workspace was deleted meanwhile, and its events with it
+            continue
     return deleted
 
 
 def purge_dead_callbacks(router: Router, *, batch: int = PURGE_BATCH, max_batches: int = 50) -> int:
     """Delete outbox messages given up on longer ago than the router's retention; returns how many."""
-    retention = router.event_retention
-    if retention is None:
+    if router.event_retention is None:
         return 0
-    cutoff = router.clock.now() - retention
+    cutoff = router.clock.now() - router.event_retention
     expired = (select(OutboxMessage.id)
                .where(OutboxMessage.status == "dead", OutboxMessage.next_attempt_at < cutoff)
                .order_by(OutboxMessage.id).limit(batch))
+    # Outbox rows are no workspace's routing state: a transaction of no workspace.
+    return _in_batches(router, None, delete(OutboxMessage).where(OutboxMessage.id.in_(expired.scalar_subquery())),
+                       batch, max_batches)
+
+
+def _in_batches(router: Router, workspace_sid: str | None, statement: Any, batch: int, max_batches: int) -> int:
+    """Run `statement`, a DELETE of at most `batch` rows, one transaction at a time until it deletes fewer
+    (or `max_batches` times); returns how many rows went."""
     deleted = 0
     for _ in range(max_batches):
-        session = router._write_sessions()  # outbox rows are no workspace's routing state: no workspace lock
-        try:
-            with session.begin():
-                count = session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(expired.scalar_subquery())),
-                                        execution_options={"synchronize_session": False}).rowcount
-        finally:
-            session.close()
+        with router.transaction(workspace_sid) as tx:
+            count = tx.session.execute(statement, execution_options={"synchronize_session": False}).rowcount
         deleted += count
         if count < batch:
             break

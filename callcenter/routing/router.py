@@ -19,13 +19,12 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
-from . import flush, statements
+from . import flush, retention, statements
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
 from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
 from .errors import NotFound
 from .models import Activity, Base, OutboxMessage, Task, TaskChannel, TaskQueue, Timer, Worker, Workflow, Workspace
-from .retention import EVENT_RETENTION
 
 log = logging.getLogger("callcenter.routing")
 
@@ -56,7 +55,7 @@ class Router:
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
         self._sessions = threading.local()  # see _session
         # How long events are kept (None: for ever); the sweeper deletes older ones (retention.py).
-        self.event_retention: timedelta | None = EVENT_RETENTION
+        self.event_retention: timedelta | None = retention.EVENT_RETENTION
         self.listeners: list[EventListener] = []
         # Voice instructions in assignment-callback replies and Instruction parameters
         # (dequeue, call, redirect, conference) are carried out by the app that owns the calls.
@@ -151,14 +150,10 @@ class Router:
         return fire_due_timers(self, limit=limit)
 
     def purge_expired_events(self, **limits: int) -> int:
-        from .retention import purge_expired_events
-
-        return purge_expired_events(self, **limits)
+        return retention.purge_expired_events(self, **limits)
 
     def purge_dead_callbacks(self, **limits: int) -> int:
-        from .retention import purge_dead_callbacks
-
-        return purge_dead_callbacks(self, **limits)
+        return retention.purge_dead_callbacks(self, **limits)
 
     def deliver_outbox(self, limit: int = 100) -> int:
         return self.deliverer.deliver_due(limit=limit)
