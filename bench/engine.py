@@ -277,15 +277,8 @@ def replay(copy: Path, recorded: list[tuple[str, Any, bool]], lifecycles: int) -
     try:
         for sql, parameters, many in recorded:
             t0 = clock()
-            if sql == "COMMIT":
-                connection.commit()  # what the engine's driver connection does
+            if send(connection, cursor, sql, parameters, many):
                 checkpointer.committed()
-            elif many:
-                cursor.executemany(sql, parameters)
-            else:
-                cursor.execute(sql, parameters if parameters is not None else ())
-                if cursor.description is not None:
-                    cursor.fetchall()
             kind = spent.setdefault(statement_kind(sql), [0.0, 0])
             kind[0] += clock() - t0
             kind[1] += 1
@@ -299,6 +292,20 @@ def replay(copy: Path, recorded: list[tuple[str, Any, bool]], lifecycles: int) -
             "statements_per_lifecycle": round(len(recorded) / lifecycles, 1),
             "top_statements": [{"statement": kind, "us_per_lifecycle": round(seconds / lifecycles * 1e6, 1),
                                 "per_lifecycle": round(count / lifecycles, 2)} for kind, (seconds, count) in top]}
+
+
+def send(connection: sqlite3.Connection, cursor: sqlite3.Cursor, sql: str, parameters: Any, many: bool) -> bool:
+    """Send one recorded statement as the engine's driver connection did; True for a commit."""
+    if sql == "COMMIT":
+        connection.commit()
+        return True
+    if many:
+        cursor.executemany(sql, parameters)
+    else:
+        cursor.execute(sql, parameters if parameters is not None else ())
+        if cursor.description is not None:
+            cursor.fetchall()
+    return False
 
 
 def statement_kind(sql: str) -> str:
@@ -326,15 +333,10 @@ def pages_per_commit(copy: Path, recorded: list[tuple[str, Any, bool]]) -> dict[
     cursor, written, commits = connection.cursor(), Counter(), 0
     try:
         for sql, parameters, many in recorded:
-            if sql == "COMMIT":
-                connection.commit()
+            if send(connection, cursor, sql, parameters, many):
                 frames = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
                 written.update(_wal_frame_pages(wal, page_size, frames))
                 commits += 1
-            elif many:
-                cursor.executemany(sql, parameters)
-            else:
-                cursor.execute(sql, parameters if parameters is not None else ())
         try:
             owners = dict(connection.execute("SELECT pageno, name FROM dbstat"))
         except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
