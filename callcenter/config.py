@@ -49,6 +49,9 @@ def load_config() -> dict[str, Any]:
         "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
         # Events and callbacks given up on are kept this many days, as TaskRouter keeps events (0: for ever).
         "EVENT_RETENTION_DAYS": os.environ.get("EVENT_RETENTION_DAYS", "30"),
+        # Call records (callers' numbers, voicemail transcriptions) are kept this many days; 0: for ever
+        # (callcenter/voice/retention.py).
+        "CALL_RETENTION_DAYS": os.environ.get("CALL_RETENTION_DAYS", "0"),
         # The dashboard's service level: calls answered within this many seconds of entering a queue.
         "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),
         # A web sign-in ends this long after it started, or after this long without a request (callcenter/web/auth.py).

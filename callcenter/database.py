@@ -91,7 +91,10 @@ def get_router(app: Flask | None = None) -> Router:
 def init_app(app: Flask) -> None:
     """Give the app its Router, upgrade the schema if asked, start the sweeper if asked, add CLI commands."""
     url = app.config["DATABASE_URL"]
-    retention = retention_from_days(app.config.get("EVENT_RETENTION_DAYS", 30))  # a bad value stops the start here
+    # A bad retention stops the start here, before the database is touched.
+    retention = retention_from_days(app.config.get("EVENT_RETENTION_DAYS", 30))
+    app.extensions["call_retention"] = retention_from_days(app.config.get("CALL_RETENTION_DAYS", 0),
+                                                           "CALL_RETENTION_DAYS", "call records")
     if app.config.get("AUTO_MIGRATE"):
         upgrade_database(url)
     pool = {"pool_size": app.config.get("DATABASE_POOL_SIZE", 10),

@@ -55,6 +55,14 @@ def test_a_bad_event_retention_stops_the_app_before_it_touches_the_database(tmp_
     assert not (tmp_path / "never.db").exists()
 
 
+def test_a_bad_call_retention_stops_the_app_before_it_touches_the_database(tmp_path):
+    url = f"sqlite:///{tmp_path}/never.db"
+    with pytest.raises(ValueError, match=r"CALL_RETENTION_DAYS must be a whole number of days \(0 keeps call records"):
+        create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True,
+                    "CALL_RETENTION_DAYS": "90d"})
+    assert not (tmp_path / "never.db").exists()
+
+
 def test_init_db_command_is_safe_to_run_twice(app):
     runner = app.test_cli_runner()
     for _ in range(2):

@@ -243,7 +243,8 @@ def _sids_of(message: OutboxMessage, params: dict[str, str]) -> dict[str, str | 
 
 class Sweeper:
     """The background thread of a process: fires due timers, delivers the outbox, and every
-    `purge_every` seconds deletes events and dead callbacks past their retention (retention.py)."""
+    `purge_every` seconds deletes events and dead callbacks past their retention (retention.py), then
+    what the apps' purgers (`Router.purgers`) delete."""
 
     def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, purge_every: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -293,6 +294,13 @@ class Sweeper:
                     log.info("deleted %d callbacks given up on longer ago than the retention", purged)
             except Exception:
                 log.exception("purging what is past the retention failed")
+            for what, purge in list(self.router.purgers):  # one that fails holds back none of the others
+                try:
+                    purged = purge(self.router)
+                    if purged:
+                        log.info("deleted %d %s past their retention", purged, what)
+                except Exception:
+                    log.exception("purging %s past their retention failed", what)
 
     def _deliver(self, message: OutboxMessage) -> None:
         try:

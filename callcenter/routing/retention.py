@@ -14,10 +14,14 @@ Callbacks given up on (outbox rows marked `dead`, kept so that they can be looke
 same time since their last attempt: a callback URL that stays broken would otherwise add one for
 every event. Only pending messages hold back newer ones of the same task, so deleting dead ones
 changes no delivery.
+
+The apps built on the engine keep rows of their own (the voice app's call records); they register a
+purger on the Router (`Router.purgers`), which the sweeper runs after these, on the same schedule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,21 +31,21 @@ from .errors import NotFound
 from .models import Event, OutboxMessage, Task, Workspace
 
 if TYPE_CHECKING:
-    from .router import Router
+    from .router import Router, Tx
 
 EVENT_RETENTION = timedelta(days=30)
 PURGE_BATCH = 100  # rows per transaction: about as long a hold of the write lock as a routing operation
 
 
-def retention_from_days(value: int | str) -> timedelta | None:
-    """`EVENT_RETENTION_DAYS` as a retention: a whole number of days, 0 for none (events kept for ever)."""
+def retention_from_days(value: int | str, setting: str = "EVENT_RETENTION_DAYS", kept: str = "events") -> timedelta | None:
+    """A retention setting (`EVENT_RETENTION_DAYS` by default) as a retention: a whole number of days, 0 for
+    none (`kept` kept for ever)."""
     try:
         days = int(str(value).strip())
     except ValueError:
-        raise ValueError(f"EVENT_RETENTION_DAYS must be a whole number of days (0 keeps events for ever), "
-                         f"not {value!r}") from None
+        raise ValueError(f"{setting} must be a whole number of days (0 keeps {kept} for ever), not {value!r}") from None
     if days < 0:
-        raise ValueError(f"EVENT_RETENTION_DAYS cannot be negative ({days}); 0 keeps events for ever")
+        raise ValueError(f"{setting} cannot be negative ({days}); 0 keeps {kept} for ever")
     return timedelta(days=days) if days else None
 
 
@@ -60,8 +64,9 @@ def purge_expired_events(router: Router, *, batch: int = PURGE_BATCH, max_batche
                           ~exists().where(Task.sid == Event.task_sid))
                    .order_by(Event.event_date, Event.id).limit(batch))
         try:
-            deleted += _in_batches(router, workspace_sid, delete(Event).where(Event.id.in_(expired.scalar_subquery())),
-                                   batch, max_batches)
+            deleted += delete_in_batches(router, workspace_sid,
+                                         rows_deleted_by(delete(Event).where(Event.id.in_(expired.scalar_subquery()))),
+                                         batch, max_batches)
         except NotFound:  # the workspace was deleted meanwhile, and its events with it
             continue
     return deleted
@@ -76,17 +81,26 @@ def purge_dead_callbacks(router: Router, *, batch: int = PURGE_BATCH, max_batche
                .where(OutboxMessage.status == "dead", OutboxMessage.next_attempt_at < cutoff)
                .order_by(OutboxMessage.id).limit(batch))
     # Outbox rows are no workspace's routing state: a transaction of no workspace.
-    return _in_batches(router, None, delete(OutboxMessage).where(OutboxMessage.id.in_(expired.scalar_subquery())),
-                       batch, max_batches)
+    return delete_in_batches(router, None,
+                             rows_deleted_by(delete(OutboxMessage).where(OutboxMessage.id.in_(expired.scalar_subquery()))),
+                             batch, max_batches)
 
 
-def _in_batches(router: Router, workspace_sid: str | None, statement: Any, batch: int, max_batches: int) -> int:
-    """Run `statement`, a DELETE of at most `batch` rows, one transaction at a time until it deletes fewer
-    (or `max_batches` times); returns how many rows went."""
+def rows_deleted_by(statement: Any) -> Callable[[Tx], int]:
+    """A batch for `delete_in_batches`: run `statement` (a DELETE), and count the rows it deleted."""
+    def run(tx: Tx) -> int:
+        return tx.session.execute(statement, execution_options={"synchronize_session": False}).rowcount
+    return run
+
+
+def delete_in_batches(router: Router, workspace_sid: str | None, delete_batch: Callable[[Tx], int], batch: int,
+                      max_batches: int) -> int:
+    """Run `delete_batch`, which deletes at most `batch` rows and says how many, one transaction at a time
+    until fewer go (or `max_batches` times); returns how many rows went."""
     deleted = 0
     for _ in range(max_batches):
         with router.transaction(workspace_sid) as tx:
-            count = tx.session.execute(statement, execution_options={"synchronize_session": False}).rowcount
+            count = delete_batch(tx)
         deleted += count
         if count < batch:
             break

@@ -56,6 +56,9 @@ class Router:
         self._sessions = threading.local()  # see _session
         # How long events are kept (None: for ever); the sweeper deletes older ones (retention.py).
         self.event_retention: timedelta | None = retention.EVENT_RETENTION
+        # What the apps on this Router keep past its retention, (what, purge) pairs: the sweeper runs each
+        # purge after the events' and logs how many `what` it deleted (the voice app's call records).
+        self.purgers: list[tuple[str, Callable[[Router], int]]] = []
         self.listeners: list[EventListener] = []
         # Voice instructions in assignment-callback replies and Instruction parameters
         # (dequeue, call, redirect, conference) are carried out by the app that owns the calls.

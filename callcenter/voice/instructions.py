@@ -72,7 +72,7 @@ class VoiceInstruction(Base):
     caller_call_sid: Mapped[str | None] = mapped_column(String(34))
     worker_call_sid: Mapped[str | None] = mapped_column(String(34))
     status: Mapped[str] = mapped_column(String(16))
-    date_created: Mapped[datetime] = mapped_column(DateTime)
+    date_created: Mapped[datetime] = mapped_column(DateTime, index=True)  # retention.py deletes the oldest first
     date_updated: Mapped[datetime] = mapped_column(DateTime)
 
     @property

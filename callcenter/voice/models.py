@@ -54,5 +54,5 @@ class AgentLeg(Base):
     worker_sid: Mapped[str] = mapped_column(SID)
     workspace_sid: Mapped[str] = mapped_column(SID)
     status: Mapped[str] = mapped_column(String(16))
-    date_created: Mapped[datetime] = mapped_column(DateTime)
+    date_created: Mapped[datetime] = mapped_column(DateTime, index=True)  # retention.py deletes the oldest first
     date_updated: Mapped[datetime] = mapped_column(DateTime)

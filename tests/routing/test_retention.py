@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -185,3 +186,39 @@ def test_a_bad_retention_setting_is_refused_with_what_is_wrong(value, message):
 
 def test_the_default_retention_is_taskrouters_30_days(router):
     assert router.event_retention == EVENT_RETENTION == timedelta(days=30)
+
+
+def test_the_sweeper_runs_the_apps_purgers_and_one_that_fails_holds_back_none_of_the_others(staffed, caplog):
+    center = staffed
+    task = served(center)
+    center.advance(31 * DAY)
+    ran = []
+
+    def broken(router):
+        ran.append("broken")
+        raise RuntimeError("disk on fire")
+
+    def working(router):
+        ran.append("working")
+        return 3
+
+    center.router.purgers.extend([("broken rows", broken), ("working rows", working)])
+    sweeper = Sweeper(center.router, purge_every=60.0, monotonic=lambda: 0.0)
+    try:
+        with caplog.at_level("INFO", logger="callcenter.routing"):
+            sweeper.sweep()
+    finally:
+        sweeper.stop()
+    assert ran == ["broken", "working"]
+    assert event_count(center, task_sid=task) == 0  # the engine's own purge ran first
+    messages = [record.getMessage() for record in caplog.records]
+    assert "purging broken rows past their retention failed" in messages
+    assert "deleted 3 working rows past their retention" in messages
+
+
+@pytest.mark.parametrize("value, message", [
+    ("a week", "CALL_RETENTION_DAYS must be a whole number of days (0 keeps call records for ever)"),
+    ("-7", "CALL_RETENTION_DAYS cannot be negative (-7); 0 keeps call records for ever")])
+def test_another_retention_setting_is_named_in_its_error(value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        retention_from_days(value, "CALL_RETENTION_DAYS", "call records")

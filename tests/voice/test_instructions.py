@@ -8,6 +8,7 @@ an assignment callback's JSON reply. Twilio's REST API is mocked (`rest`); its w
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -17,8 +18,10 @@ from twilio.rest import Client
 from callcenter.database import get_router
 from callcenter.routing.models import OutboxMessage, Reservation, Timer
 from callcenter.routing.outbox import Response, twilio_signature
+from callcenter.routing.tasks import TASK_RETENTION_SECONDS
 from callcenter.voice import instruction_calls
 from callcenter.voice.instructions import VoiceInstruction
+from callcenter.voice.retention import purge_call_records
 from tests.api.conftest import FlaskAppHttpClient
 from tests.api.test_tasks_api import rest_error
 from tests.support import (
@@ -37,6 +40,7 @@ ALICE, BOB = "+14155550111", "+14155550122"
 CALLER_SID = "CA" + "c" * 32
 QUEUE_SID = "QU" + "7" * 32
 CONFERENCE_SID = "CF" + "5" * 32
+DAY = 86_400
 
 
 class CustomerApp:
@@ -981,3 +985,37 @@ def test_the_sip_credentials_of_a_conference_instruction_are_never_stored(tenant
     row = tenant.instruction(reservation.sid)
     assert "s3cret-pass" not in row.params and "sip_auth" not in row.params
     assert row.options["to"] == "sip:alice@pbx.example.com"
+
+
+# -- retention ---------------------------------------------------------------------------------------
+
+def dequeued_and_done(tenant) -> str:
+    """Alice takes a caller by `dequeue`, hangs up, and the customer completes the task; returns the reservation."""
+    tenant.worker("alice", ALICE)
+    task = tenant.caller(queue_sid=QUEUE_SID)
+    reservation = tenant.reservation(task).sid
+    tenant.ws.tasks(task).reservations(reservation).update(instruction="dequeue", dequeue_from=NUMBER)
+    tenant.deliver()
+    tenant.answer(reservation)
+    tenant.leg_status(reservation, "completed")
+    tenant.ws.tasks(task).update(assignment_status="completed")
+    tenant.advance(TASK_RETENTION_SECONDS)  # the task is deleted, and its reservations
+    return reservation
+
+
+def test_a_voice_instruction_goes_once_its_reservation_is_gone_and_the_event_retention_has_passed(tenant):
+    reservation = dequeued_and_done(tenant)
+    purge = dict(tenant.router.purgers)["call records"]
+    tenant.clock.advance(30 * DAY - TASK_RETENTION_SECONDS - 60)
+    assert purge(tenant.router) == 0
+    assert tenant.instruction(reservation).status == "ended"  # kept: under 30 days old
+    tenant.clock.advance(61)
+    assert purge(tenant.router) == 1
+    assert tenant.instruction(reservation) is None
+
+
+def test_a_shorter_call_retention_takes_voice_instructions_with_it(tenant):
+    reservation = dequeued_and_done(tenant)  # its parameters hold phone numbers
+    tenant.clock.advance(7 * DAY)
+    assert purge_call_records(tenant.router, timedelta(days=7)) == 1
+    assert tenant.instruction(reservation) is None
