@@ -241,41 +241,44 @@ def run_day(plan: DayPlan, database_url: str | None = None,
         "SERVICE_LEVEL_SECONDS": plan.service_level_seconds,
     })
     router = get_router(app)
-    first_shift = min([s for agent in plan.agents for s, _ in agent.shifts] + [plan.opens])
-    clock = VirtualClock(plan.moment(first_shift) - timedelta(minutes=1))
-    sim = simulator_of(wire_in_process(app, clock, number=NUMBER))
-    harness = Harness(router, sim)
-    with app.app_context():
-        center, _ = contact_center.load(app)
-    spec = center.spec
-    workers = _workers(router, center)
-    agents_by_name = {agent.name: agent for agent in spec.agents}
-    for agent in plan.agents:
-        if agent.name not in agents_by_name:
-            raise DayFileError(f"agents: {agent.name!r} is not an agent of {plan.contact_center.name}")
-        sim.add_phone(agents_by_name[agent.name].contact_uri, answer_after=agent.answer_after, handle_time=None,
-                      then_digits="1" if spec.voice.agent_confirm else None)
-        for start, end in agent.shifts:
-            sim.scheduler.at(plan.moment(start), _shift_change(harness, center, workers[agent.name], "available"),
-                             f"{agent.name} starts")
-            sim.scheduler.at(plan.moment(end), _shift_change(harness, center, workers[agent.name], "offline"),
-                             f"{agent.name} ends")
-    rng = random.Random(plan.seed)
-    for moment, caller in arrivals(plan, rng):
-        sim.scheduler.at(moment, lambda caller=caller: sim.place_call(caller), "arrival")
+    try:  # the router's connections and checkpoint thread end with the day, whatever happens
+        first_shift = min([s for agent in plan.agents for s, _ in agent.shifts] + [plan.opens])
+        clock = VirtualClock(plan.moment(first_shift) - timedelta(minutes=1))
+        sim = simulator_of(wire_in_process(app, clock, number=NUMBER))
+        harness = Harness(router, sim)
+        with app.app_context():
+            center, _ = contact_center.load(app)
+        spec = center.spec
+        workers = _workers(router, center)
+        agents_by_name = {agent.name: agent for agent in spec.agents}
+        for agent in plan.agents:
+            if agent.name not in agents_by_name:
+                raise DayFileError(f"agents: {agent.name!r} is not an agent of {plan.contact_center.name}")
+            sim.add_phone(agents_by_name[agent.name].contact_uri, answer_after=agent.answer_after, handle_time=None,
+                          then_digits="1" if spec.voice.agent_confirm else None)
+            for start, end in agent.shifts:
+                sim.scheduler.at(plan.moment(start), _shift_change(harness, center, workers[agent.name], "available"),
+                                 f"{agent.name} starts")
+                sim.scheduler.at(plan.moment(end), _shift_change(harness, center, workers[agent.name], "offline"),
+                                 f"{agent.name} ends")
+        rng = random.Random(plan.seed)
+        for moment, caller in arrivals(plan, rng):
+            sim.scheduler.at(moment, lambda caller=caller: sim.place_call(caller), "arrival")
 
-    opens, closes = plan.moment(plan.opens), plan.moment(plan.closes)
-    span = max(1.0, (closes - opens).total_seconds())
+        opens, closes = plan.moment(plan.opens), plan.moment(plan.closes)
+        span = max(1.0, (closes - opens).total_seconds())
 
-    def report_progress(now: datetime) -> None:
-        if progress is not None:
-            progress(min(1.0, max(0.0, (now - opens).total_seconds() / span)))
+        def report_progress(now: datetime) -> None:
+            if progress is not None:
+                progress(min(1.0, max(0.0, (now - opens).total_seconds() / span)))
 
-    harness.run_until(closes, report_progress)
-    harness.run_until_quiet(max_seconds=4 * 3600)  # calls still in line or talking at closing time finish
-    last_shift = max([e for agent in plan.agents for _, e in agent.shifts] + [plan.closes])
-    harness.run_until(max(clock.now(), plan.moment(last_shift)) + timedelta(minutes=5))
-    return _collect(plan, app, router, center, sim, database_url, wall.monotonic() - started)
+        harness.run_until(closes, report_progress)
+        harness.run_until_quiet(max_seconds=4 * 3600)  # calls still in line or talking at closing time finish
+        last_shift = max([e for agent in plan.agents for _, e in agent.shifts] + [plan.closes])
+        harness.run_until(max(clock.now(), plan.moment(last_shift)) + timedelta(minutes=5))
+        return _collect(plan, app, router, center, sim, database_url, wall.monotonic() - started)
+    finally:
+        router.dispose()
 
 
 def _workers(router, center: ContactCenter) -> dict[str, str]:
