@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .models import Activity, Event, Reservation, Task, TaskChannel, TaskQueue, Worker, Workflow
-from .sids import new_sid
+from .sids import new_ordered_sid
 
 if TYPE_CHECKING:
     from .router import Tx
@@ -147,7 +147,7 @@ def emit(
     resource_type, resource_sid = _resource_of(resource)
     actor_type, actor_sid = _resource_of(actor) if actor is not None else ("workspace", workspace.sid)
     row = {
-        "sid": new_sid("EV"),
+        "sid": new_ordered_sid("EV", tx.now),  # in time order: see sids.py
         "workspace_sid": workspace.sid,
         "account_sid": workspace.account_sid,
         "event_type": event_type,

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from callcenter.routing import IllegalState, reservations, tasks, workers, workspaces
-from callcenter.routing.models import OutboxMessage
+from callcenter.routing.models import Event, OutboxMessage
+from callcenter.routing.sids import is_sid
 from callcenter.routing.outbox import Response
 
 from .conftest import ACCOUNT
@@ -93,6 +94,24 @@ def test_an_operation_commits_all_its_events_together(center):
     center.router.listeners.append(batches.append)
     center.cancel(task)
     assert [[event["event_type"] for event in batch] for batch in batches] == [["reservation.canceled", "task.canceled"]]
+
+
+def test_event_sids_are_sids_that_sort_in_time_order_and_never_repeat(center):
+    center.workflow(default=center.queue())
+    center.worker("alice")
+    task = center.task()
+    center.advance(1)  # a millisecond would do: the sid leads with the event's time in ms
+    center.accept(center.pending_reservation(task).sid)
+    center.advance(1)
+    center.complete(task)
+    with center.router.read() as session:
+        rows = session.execute(select(Event.sid, Event.event_date).where(Event.workspace_sid == center.ws)).all()
+    sids = [sid for sid, _ in rows]
+    assert all(is_sid(sid, "EV") for sid in sids)
+    assert len(set(sids)) == len(sids)  # eight or so in one millisecond, each its own
+    by_sid = [date for _, date in sorted(rows)]
+    assert by_sid == sorted(by_sid)  # sorted by sid is sorted by time: the sid index is appended to
+    assert len({date for _, date in rows}) >= 3
 
 
 def test_a_failed_operation_writes_no_events(center, unchanged):
