@@ -292,6 +292,15 @@ class Reservation(Base):
     )
 
 
+# The events' indexes by the sid of one resource (migration 0011 made them partial).
+EVENT_SID_INDEXES = {
+    "ix_events_task": ("task_sid",),
+    "ix_events_worker": ("worker_sid", "event_date"),
+    "ix_events_queue": ("task_queue_sid", "event_type", "event_date"),
+    "ix_events_workflow": ("workflow_sid", "event_type", "event_date"),
+}
+
+
 class Event(Base):
     __tablename__ = "events"
 
@@ -328,10 +337,11 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_workspace_date", "workspace_sid", "event_date"),
         Index("ix_events_workspace_type_date", "workspace_sid", "event_type", "event_date"),
-        Index("ix_events_task", "task_sid"),
-        Index("ix_events_worker", "worker_sid", "event_date"),
-        Index("ix_events_queue", "task_queue_sid", "event_type", "event_date"),
-        Index("ix_events_workflow", "workflow_sid", "event_type", "event_date"),
+        # Partial: only events that have the sid (its readers ask for one, which implies NOT NULL). Five of a
+        # call's eight events have no worker, a worker's activity changes no task, queue or workflow.
+        *[Index(name, *columns, sqlite_where=text(f"{columns[0]} IS NOT NULL"),
+                postgresql_where=text(f"{columns[0]} IS NOT NULL"))
+          for name, columns in EVENT_SID_INDEXES.items()],
     )
 
 
