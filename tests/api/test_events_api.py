@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, timedelta
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 
 from .test_tasks_api import Center, list_error, rest_error
 
@@ -208,3 +210,52 @@ def test_events_page_in_order_with_stable_tokens(assigned):
             assigned.task()  # new events land after the cursor
     assert streamed[:len(everything)] == everything
     assert len(streamed) == len(set(streamed))
+
+
+def test_reading_one_resources_events_never_scans_the_events_table(assigned, router):
+    """The Events list filtered by a sid, and cumulative statistics, search the events' (partial) indexes:
+    SQLite's plan of every statement they send that reads events says SEARCH, never SCAN."""
+    if router.reader.dialect.name != "sqlite":
+        pytest.skip("the query plans checked are SQLite's")
+    sent = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        if " events" in statement:
+            sent.append((statement, parameters))
+
+    center = assigned
+    engines = {router.reader, router.writer}
+    for engine in engines:
+        sqlalchemy_event.listen(engine, "before_cursor_execute", record)
+    try:
+        center.ws.events.list(task_sid=center.task_sid)
+        center.ws.events.list(worker_sid=center.alice)
+        center.ws.events.list(task_queue_sid=center.queue)
+        center.ws.events.list(workflow_sid=center.workflow)
+        center.ws.workers(center.alice).statistics().fetch(minutes=60)  # a worker's statistics are cumulative
+        center.ws.workers.cumulative_statistics().fetch()
+        center.ws.task_queues(center.queue).cumulative_statistics().fetch(split_by_wait_time="5,30")
+        center.ws.workflows(center.workflow).cumulative_statistics().fetch()
+    finally:
+        for engine in engines:
+            sqlalchemy_event.remove(engine, "before_cursor_execute", record)
+    assert len(sent) >= 8
+    by_sid = {"task_sid": "ix_events_task", "worker_sid": "ix_events_worker", "task_queue_sid": "ix_events_queue",
+              "workflow_sid": "ix_events_workflow"}
+    searched = set()
+    with router.reader.connect() as connection:
+        for statement, parameters in sent:
+            plan = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            assert not [line for line in plan if line.startswith("SCAN events")], (statement, plan)
+            # A statement that asks for one task's or worker's events reads them off that resource's index,
+            # not off the workspace's (which would read every event of the workspace in the window); so does
+            # one for a queue's or workflow's events of given types (their indexes lead with the type, so
+            # a list of every type is left to the workspace's index and its window).
+            where = re.split(r"\sWHERE\s", statement, maxsplit=1)[-1]
+            wanted = {index for column, index in by_sid.items() if re.search(rf"events\.{column} (=|IN) ", where)
+                      and (column in ("task_sid", "worker_sid") or "events.event_type" in where)}
+            used = {index for index in wanted if any(f"USING INDEX {index} " in line or f"COVERING INDEX {index} " in line
+                                                     for line in plan)}
+            assert used or not wanted, (statement, parameters, plan)
+            searched |= used
+    assert searched == set(by_sid.values())

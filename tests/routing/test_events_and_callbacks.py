@@ -13,8 +13,8 @@ from twilio.request_validator import RequestValidator
 
 from callcenter.routing import IllegalState, reservations, tasks, workers, workspaces
 from callcenter.routing.models import Event, OutboxMessage
-from callcenter.routing.sids import is_sid
 from callcenter.routing.outbox import Response
+from callcenter.routing.sids import is_sid
 
 from .conftest import ACCOUNT
 
