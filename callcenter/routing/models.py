@@ -338,7 +338,7 @@ class Event(Base):
         Index("ix_events_workspace_date", "workspace_sid", "event_date"),
         Index("ix_events_workspace_type_date", "workspace_sid", "event_type", "event_date"),
         # Partial: only events that have the sid (its readers ask for one, which implies NOT NULL). Five of a
-        # call's eight events have no worker, a worker's activity changes no task, queue or workflow.
+        # call's eight events have no worker; a worker's activity change has no task, queue or workflow.
         *[Index(name, *columns, sqlite_where=text(f"{columns[0]} IS NOT NULL"),
                 postgresql_where=text(f"{columns[0]} IS NOT NULL"))
           for name, columns in EVENT_SID_INDEXES.items()],
