@@ -151,44 +151,39 @@ def test_router_works_on_a_migrated_database(empty_database_url):
         router.dispose()
 
 
-def test_the_lifo_index_is_rebuilt_when_an_earlier_upgrade_left_a_broken_one(empty_database_url):
-    """On PostgreSQL, 0009 builds its index CONCURRENTLY, outside a transaction: an upgrade that died while
-    building it leaves an index by that name behind (invalid), which the next upgrade replaces."""
-    database_url = empty_database_url
+def upgraded_after_a_dead_build(database_url: str, revision: str, *leftovers: str) -> dict[str, str]:
+    """Upgrade to `revision`, run `leftovers` (what an upgrade that died midway left), upgrade to the head;
+    returns each index's definition. PostgreSQL only: there indexes are built CONCURRENTLY, outside the
+    migration's transaction, so a dead upgrade can leave them half done."""
     if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite builds the index inside the migration's transaction")
-    command.upgrade(alembic_config(database_url), "0008")
+        pytest.skip("SQLite builds indexes inside the migration's transaction")
+    command.upgrade(alembic_config(database_url), revision)
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("CREATE INDEX ix_tasks_waiting_lifo ON tasks (sid)"))  # what a dead build leaves
+            for statement in leftovers:
+                conn.execute(text(statement))
         upgrade_database(database_url)
         with engine.connect() as conn:
-            [definition] = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tasks_waiting_lifo'"))
-        assert "(task_queue_sid, task_channel_sid, virtual_start_time, sid) WHERE" in definition[0]
+            return dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes")).all())
     finally:
         engine.dispose()
+
+
+def test_the_lifo_index_is_rebuilt_when_an_earlier_upgrade_left_a_broken_one(empty_database_url):
+    """0009: an upgrade that died while building the index leaves one by that name behind (invalid),
+    which the next upgrade replaces."""
+    built = upgraded_after_a_dead_build(empty_database_url, "0008", "CREATE INDEX ix_tasks_waiting_lifo ON tasks (sid)")
+    assert "(task_queue_sid, task_channel_sid, virtual_start_time, sid) WHERE" in built["ix_tasks_waiting_lifo"]
 
 
 def test_the_partial_event_indexes_are_built_again_when_an_earlier_upgrade_died_midway(empty_database_url):
-    """0011 builds each partial index CONCURRENTLY under a temporary name, then swaps it in: an upgrade that
-    died there leaves the temporary one (here a wrong one) and maybe no old one; the next upgrade mends both."""
-    database_url = empty_database_url
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite builds the indexes inside the migration's transaction")
-    command.upgrade(alembic_config(database_url), "0010")
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP INDEX ix_events_worker"))
-            conn.execute(text("CREATE INDEX ix_events_worker_partial ON events (sid)"))
-        upgrade_database(database_url)
-        with engine.connect() as conn:
-            built = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'events'")).all())
-        assert "ix_events_worker_partial" not in built
-        assert "(worker_sid, event_date) WHERE (worker_sid IS NOT NULL)" in built["ix_events_worker"]
-    finally:
-        engine.dispose()
+    """0011 builds each partial index under a temporary name, then swaps it in: an upgrade that died there
+    leaves the temporary one (here a wrong one) and maybe no old one; the next upgrade mends both."""
+    built = upgraded_after_a_dead_build(empty_database_url, "0010", "DROP INDEX ix_events_worker",
+                                        "CREATE INDEX ix_events_worker_partial ON events (sid)")
+    assert "ix_events_worker_partial" not in built
+    assert "(worker_sid, event_date) WHERE (worker_sid IS NOT NULL)" in built["ix_events_worker"]
 
 
 def test_init_db_builds_an_empty_database_when_credentials_are_configured(tmp_path):
