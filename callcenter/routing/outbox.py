@@ -243,8 +243,8 @@ def _sids_of(message: OutboxMessage, params: dict[str, str]) -> dict[str, str | 
 
 class Sweeper:
     """The background thread of a process: fires due timers, delivers the outbox, and every
-    `purge_every` seconds deletes events and dead callbacks past their retention (retention.py), then
-    what the apps' purgers (`Router.purgers`) delete."""
+    `purge_every` seconds runs the Router's purgers: events and dead callbacks past their retention
+    (retention.py), then what the apps registered (`Router.purgers`)."""
 
     def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, purge_every: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -285,15 +285,6 @@ class Sweeper:
         now = self._monotonic()
         if now >= self._next_purge:
             self._next_purge = now + self.purge_every
-            try:
-                purged = self.router.purge_expired_events()
-                if purged:
-                    log.info("deleted %d events older than the retention", purged)
-                purged = self.router.purge_dead_callbacks()
-                if purged:
-                    log.info("deleted %d callbacks given up on longer ago than the retention", purged)
-            except Exception:
-                log.exception("purging what is past the retention failed")
             for what, purge in list(self.router.purgers):  # one that fails holds back none of the others
                 try:
                     purged = purge(self.router)

@@ -15,8 +15,8 @@ same time since their last attempt: a callback URL that stays broken would other
 every event. Only pending messages hold back newer ones of the same task, so deleting dead ones
 changes no delivery.
 
-The apps built on the engine keep rows of their own (the voice app's call records); they register a
-purger on the Router (`Router.purgers`), which the sweeper runs after these, on the same schedule.
+Both purges are the first entries of `Router.purgers`, which the sweeper runs in turn; the apps built
+on the engine add purges of their own rows there (the voice app's call records).
 """
 
 from __future__ import annotations

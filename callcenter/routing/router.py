@@ -56,9 +56,10 @@ class Router:
         self._sessions = threading.local()  # see _session
         # How long events are kept (None: for ever); the sweeper deletes older ones (retention.py).
         self.event_retention: timedelta | None = retention.EVENT_RETENTION
-        # What the apps on this Router keep past its retention, (what, purge) pairs: the sweeper runs each
-        # purge after the events' and logs how many `what` it deleted (the voice app's call records).
-        self.purgers: list[tuple[str, Callable[[Router], int]]] = []
+        # What is deleted past its retention, as (what, purge) pairs: the sweeper runs each purge in turn and
+        # logs how many `what` it deleted. The engine's come first; apps add theirs (the voice app's call records).
+        self.purgers: list[tuple[str, Callable[[Router], int]]] = [
+            ("events", retention.purge_expired_events), ("callbacks given up on", retention.purge_dead_callbacks)]
         self.listeners: list[EventListener] = []
         # Voice instructions in assignment-callback replies and Instruction parameters
         # (dequeue, call, redirect, conference) are carried out by the app that owns the calls.
