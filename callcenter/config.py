@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from dotenv import load_dotenv
@@ -31,6 +32,10 @@ def load_config() -> dict[str, Any]:
         # Where the engine posts assignment and event callbacks for the voice app; default PUBLIC_BASE_URL.
         # In production, the app's internal address (e.g. http://127.0.0.1:8000) spares a trip through the tunnel.
         "CALLBACK_BASE_URL": os.environ.get("CALLBACK_BASE_URL"),
+        # Networks the engine never sends callbacks to, whoever set the URL (callcenter/routing/callback_network.py):
+        # CIDRs and `metadata` (link-local: cloud metadata services), `private` (every non-public address), `none`.
+        # The app's own callback base URL is always allowed.
+        "CALLBACK_BLOCKED_NETWORKS": os.environ.get("CALLBACK_BLOCKED_NETWORKS", "metadata"),
         # The contact center's shape: workspace, activities, queues, workflow, agents, menu, voice settings.
         "CONTACT_CENTER_FILE": os.environ.get("CONTACT_CENTER_FILE") or "contact-center.toml",
         "PORT": int(os.environ.get("PORT", "5000")),
@@ -66,3 +71,9 @@ def load_config() -> dict[str, Any]:
         # (callcenter/simulator/demo.py; DEMO=false turns it off).
         "DEMO_MODE": False,
     }
+
+
+def callback_base_url(config: Mapping[str, Any]) -> str:
+    """Where the engine sends assignment and event callbacks for the voice app."""
+    return (config.get("CALLBACK_BASE_URL") or config.get("PUBLIC_BASE_URL")
+            or f"http://127.0.0.1:{config.get('PORT', 5000)}")

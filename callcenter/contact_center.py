@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from callcenter import config
 from callcenter.database import get_router
 from callcenter.phones import to_e164
 from callcenter.routing import Router, queues, workers, workflows, workspaces
@@ -532,8 +533,7 @@ def load(app: Flask, path: str | None = None) -> tuple[ContactCenter, list[str]]
 
 def callback_base_url(app: Flask) -> str:
     """Where the engine sends assignment and event callbacks for the voice app."""
-    return (app.config.get("CALLBACK_BASE_URL") or app.config.get("PUBLIC_BASE_URL")
-            or f"http://127.0.0.1:{app.config.get('PORT', 5000)}")
+    return config.callback_base_url(app.config)
 
 
 contact_center_cli = AppGroup("contact-center", help="Load and inspect the contact center's configuration.")

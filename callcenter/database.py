@@ -21,7 +21,9 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
+from callcenter.config import callback_base_url
 from callcenter.routing import Router
+from callcenter.routing.callback_network import CallbackPolicy
 from callcenter.routing.db import workspace_lock_key
 from callcenter.routing.outbox import Sweeper
 from callcenter.routing.retention import retention_from_days
@@ -91,10 +93,13 @@ def get_router(app: Flask | None = None) -> Router:
 def init_app(app: Flask) -> None:
     """Give the app its Router, upgrade the schema if asked, start the sweeper if asked, add CLI commands."""
     url = app.config["DATABASE_URL"]
-    # A bad retention stops the start here, before the database is touched.
+    # A bad retention or network list stops the start here, before the database is touched.
     retention = retention_from_days(app.config.get("EVENT_RETENTION_DAYS", 30))
     app.extensions["call_retention"] = retention_from_days(app.config.get("CALL_RETENTION_DAYS", 0),
                                                            "CALL_RETENTION_DAYS", "call records")
+    callback_policy = CallbackPolicy.from_settings(
+        app.config.get("CALLBACK_BLOCKED_NETWORKS", "metadata"),
+        trusted_urls=(callback_base_url(app.config), app.config.get("PUBLIC_BASE_URL")))
     if app.config.get("AUTO_MIGRATE"):
         upgrade_database(url)
     pool = {"pool_size": app.config.get("DATABASE_POOL_SIZE", 10),
@@ -103,6 +108,7 @@ def init_app(app: Flask) -> None:
             "pool_recycle": app.config.get("DATABASE_POOL_RECYCLE", 1800)}
     router = Router(url, auth_token_for=_auth_token_lookup(app), pool=pool)
     router.event_retention = retention
+    router.callback_policy = callback_policy
     app.extensions["router"] = router
     if app.config.get("RUN_SWEEPER"):
         sweeper = Sweeper(router, interval=app.config.get("SWEEP_INTERVAL", 0.5)).start()

@@ -32,6 +32,8 @@ from sqlalchemy.orm import aliased
 
 from callcenter.logs import log_context
 
+from . import callback_network
+from .callback_network import CallbackPolicy
 from .errors import RoutingError
 from .models import OutboxMessage, Reservation, Workspace
 
@@ -66,14 +68,15 @@ class Response:
 Transport = Callable[[str, dict[str, str], dict[str, str], float], Response]
 
 
-def urllib_transport(url: str, params: dict[str, str], headers: dict[str, str], timeout: float) -> Response:
-    """POST a form with the standard library; connection errors raise OSError."""
+def urllib_transport(url: str, params: dict[str, str], headers: dict[str, str], timeout: float, *,
+                     opener: urllib.request.OpenerDirector) -> Response:
+    """POST a form with the standard library, through `opener`; connection errors raise OSError."""
     data = urllib.parse.urlencode(params).encode()
     request = urllib.request.Request(url, data=data, method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "callcenter-taskrouter/1", **headers,
     })
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with opener.open(request, timeout=timeout) as reply:
             return Response(reply.status, reply.read(65536).decode("utf-8", "replace"))
     except urllib.error.HTTPError as err:
         return Response(err.code, err.read(65536).decode("utf-8", "replace"))
@@ -95,10 +98,20 @@ class Deliverer:
     def __init__(self, router: Router, transport: Transport | None = None, *,
                  assignment_deadline: float = ASSIGNMENT_DEADLINE, event_deadline: float = EVENT_DEADLINE) -> None:
         self.router = router
-        self.transport = transport or urllib_transport
+        # The default sends through an opener that keeps callbacks out of the blocked networks of
+        # router.callback_policy (callback_network.py); a transport given here is used as it is.
+        self.transport = transport or self._guarded_transport
+        self._opener: tuple[CallbackPolicy, urllib.request.OpenerDirector] | None = None
         # Seconds one POST may take, per URL (tests shorten them; Twilio gives an assignment callback 5 s).
         self.assignment_deadline = assignment_deadline
         self.event_deadline = event_deadline
+
+    def _guarded_transport(self, url: str, params: dict[str, str], headers: dict[str, str],
+                           timeout: float) -> Response:
+        policy, current = self.router.callback_policy, self._opener
+        if current is None or current[0] is not policy:  # built once per policy
+            current = self._opener = (policy, callback_network.opener(policy))
+        return urllib_transport(url, params, headers, timeout, opener=current[1])
 
     # -- claiming ---------------------------------------------------------------------------------
     def claim_due(self, limit: int) -> list[OutboxMessage]:
@@ -150,18 +163,20 @@ class Deliverer:
             self._finish(message)  # answered or ended meanwhile: nothing left to ask
             return
         deadline = self.assignment_deadline if message.kind == "assignment" else self.event_deadline
-        response, error = self._post(message, message.url, params, deadline)
+        response, error, blocked = self._post(message, message.url, params, deadline)
         if response is None and message.fallback_url:
-            response, error = self._post(message, message.fallback_url, params, deadline)
+            response, error, fallback_blocked = self._post(message, message.fallback_url, params, deadline)
+            blocked = blocked and fallback_blocked
         if response is None:
-            self._retry_later(message, error)
+            self._retry_later(message, error, give_up=blocked)
             return
         self._finish(message)
         if message.kind == "assignment":
             self._carry_out_reply(message, response.body)
 
     def _post(self, message: OutboxMessage, url: str, params: dict[str, str],
-              deadline: float) -> tuple[Response | None, str]:
+              deadline: float) -> tuple[Response | None, str, bool]:
+        """The response if it was a 2xx; else the error, and whether the URL is in a blocked network."""
         headers = {}
         token = self.router.auth_token_for(self._account_sid(message))
         if token:
@@ -171,12 +186,17 @@ class Deliverer:
             response = self.transport(url, params, headers, deadline)
         except Exception as err:  # refused, reset, timed out: all mean "try again later"
             _observe("failed", message.kind, time.perf_counter() - started)
-            return None, f"{type(err).__name__}: {err}"
+            blocked = callback_network.blocked_reason(err)
+            if blocked is not None:
+                return None, f"blocked: {blocked}", True
+            return None, f"{type(err).__name__}: {err}", False
         delivered = 200 <= response.status < 300
         _observe("delivered" if delivered else "failed", message.kind, time.perf_counter() - started)
         if delivered:
-            return response, ""
-        return None, f"HTTP {response.status}"
+            return response, "", False
+        if 300 <= response.status < 400:  # urllib would follow a 302 as a GET, without the callback's parameters
+            return None, f"HTTP {response.status} (callbacks do not follow redirects)", False
+        return None, f"HTTP {response.status}", False
 
     def _carry_out_reply(self, message: OutboxMessage, body: str) -> None:
         from .reservations import apply_callback_reply
@@ -190,9 +210,9 @@ class Deliverer:
             log.warning("assignment callback reply for %s not carried out: %s (%s)",
                         message.reservation_sid, err.message, err.code)
 
-    def _retry_later(self, message: OutboxMessage, error: str) -> None:
+    def _retry_later(self, message: OutboxMessage, error: str, *, give_up: bool = False) -> None:
         now = self.router.clock.now()
-        give_up = message.attempts >= MAX_ATTEMPTS[message.kind]
+        give_up = give_up or message.attempts >= MAX_ATTEMPTS[message.kind]
         values: dict = {"last_error": error[:500]}
         if give_up:
             values["status"] = "dead"

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import events as events_module
 from . import flush, retention, statements
+from .callback_network import CallbackPolicy
 from .clock import SystemClock
 from .configuration import ConfigurationCache, WorkspaceConfiguration, load_configuration
 from .db import database_url_from_env, lock_workspace, make_engines, sqlite_checkpointer, sqlite_writer_lock
@@ -66,6 +67,8 @@ class Router:
         self.instruction_handler = instruction_handler
         # Outbound callbacks are signed with the account's auth token, as Twilio signs them.
         self.auth_token_for = auth_token_for or (lambda account_sid: None)
+        # The networks callbacks may not reach, checked when a callback URL is saved and when one is sent.
+        self.callback_policy = CallbackPolicy()
         from .outbox import Deliverer
 
         self.deliverer = Deliverer(self, transport=transport)

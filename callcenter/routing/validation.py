@@ -56,6 +56,12 @@ def url(value: Any, field: str) -> str | None:
     return value
 
 
+def callback_url(router: Any, value: Any, field: str) -> str | None:
+    """A URL this server will send callbacks to: absolute http(s), and outside the networks the router's
+    callback policy blocks (callback_network.py)."""
+    return router.callback_policy.check_url(url(value, field), field)
+
+
 def integer(value: Any, field: str, *, minimum: int, maximum: int) -> int:
     if isinstance(value, bool):
         raise InvalidParameter(f"{field} must be an integer")

@@ -237,9 +237,9 @@ def create_workflow(
             workspace_sid=workspace_sid,
             friendly_name=friendly_name,
             configuration=configuration,
-            assignment_callback_url=validation.url(assignment_callback_url, "AssignmentCallbackUrl"),
-            fallback_assignment_callback_url=validation.url(
-                fallback_assignment_callback_url, "FallbackAssignmentCallbackUrl"
+            assignment_callback_url=validation.callback_url(router, assignment_callback_url, "AssignmentCallbackUrl"),
+            fallback_assignment_callback_url=validation.callback_url(
+                router, fallback_assignment_callback_url, "FallbackAssignmentCallbackUrl"
             ),
             task_reservation_timeout=(
                 _reservation_timeout(task_reservation_timeout) if task_reservation_timeout is not None else 120
@@ -282,10 +282,12 @@ def update_workflow(
         if friendly_name is not None:
             workflow.friendly_name = friendly_name
         if assignment_callback_url is not _UNSET:
-            workflow.assignment_callback_url = validation.url(assignment_callback_url, "AssignmentCallbackUrl")
+            workflow.assignment_callback_url = validation.callback_url(
+                router, assignment_callback_url, "AssignmentCallbackUrl"
+            )
         if fallback_assignment_callback_url is not _UNSET:
-            workflow.fallback_assignment_callback_url = validation.url(
-                fallback_assignment_callback_url, "FallbackAssignmentCallbackUrl"
+            workflow.fallback_assignment_callback_url = validation.callback_url(
+                router, fallback_assignment_callback_url, "FallbackAssignmentCallbackUrl"
             )
         if task_reservation_timeout is not None:
             workflow.task_reservation_timeout = _reservation_timeout(task_reservation_timeout)

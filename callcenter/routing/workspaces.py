@@ -39,7 +39,7 @@ def create_workspace(
     validation.friendly_name(friendly_name)
     template = validation.choice(template or "NONE", "Template", ("NONE", "FIFO"))
     queue_order = validation.choice(prioritize_queue_order, "PrioritizeQueueOrder", ("FIFO", "LIFO"))
-    callback_url = validation.url(event_callback_url, "EventCallbackUrl")
+    callback_url = validation.callback_url(router, event_callback_url, "EventCallbackUrl")
     events_filter = _events_filter(events_filter)
     with router.transaction(None) as tx:
         workspace = Workspace(
@@ -98,7 +98,7 @@ def update_workspace(
         if friendly_name is not None:
             workspace.friendly_name = validation.friendly_name(friendly_name)
         if event_callback_url is not _UNSET:
-            workspace.event_callback_url = validation.url(event_callback_url, "EventCallbackUrl")
+            workspace.event_callback_url = validation.callback_url(router, event_callback_url, "EventCallbackUrl")
         if events_filter is not _UNSET:
             workspace.events_filter = _events_filter(events_filter)
         if multi_task_enabled is not None:

@@ -104,6 +104,16 @@ def test_missing_friendly_name_is_a_400_with_code_20001(taskrouter):
     assert "FriendlyName" in raised.value.msg
 
 
+def test_an_event_callback_url_on_the_metadata_service_is_a_400_and_changes_nothing(taskrouter):
+    workspace = taskrouter.workspaces.create(friendly_name="Probe", event_callback_url="https://crm.example.com/events")
+    with pytest.raises(TwilioRestException) as raised:
+        taskrouter.workspaces(workspace.sid).update(event_callback_url="http://169.254.169.254/latest/meta-data/")
+    assert (raised.value.status, raised.value.code) == (400, 20001)
+    assert raised.value.msg.endswith("EventCallbackUrl may not point at 169.254.169.254: this server does not send "
+                                     "callbacks to 169.254.0.0/16 (its own network)")
+    assert taskrouter.workspaces(workspace.sid).fetch().event_callback_url == "https://crm.example.com/events"
+
+
 def test_another_account_cannot_see_or_change_a_workspace(taskrouter, other_client):
     ws = taskrouter.workspaces.create(friendly_name="Private").sid
     other = other_client.taskrouter.v1

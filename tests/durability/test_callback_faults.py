@@ -22,7 +22,6 @@ from app import create_app
 from callcenter.routing import accounts, workspaces
 from callcenter.routing.models import OutboxMessage
 from callcenter.routing.outbox import MAX_ATTEMPTS
-from tests.routing.conftest import Center
 
 ACCEPT = '{"instruction": "accept"}'
 
@@ -30,13 +29,14 @@ ACCEPT = '{"instruction": "accept"}'
 class CallbackServer:
     """A local webhook receiver. `script[path]` lists replies, one per request; `default` after that.
 
-    A reply is `(status, body)`, `("slow", seconds, body)` (answers after the delay) or `"stall"`
-    (answers nothing until `release()`). `start()` on a port nobody listens on yet: until then the
-    port refuses connections.
+    A reply is `(status, body)`, `("slow", seconds, body)` (answers after the delay), `("redirect", url)`
+    (a 302 to `url`) or `"stall"` (answers nothing until `release()`). `start()` on a port nobody
+    listens on yet: until then the port refuses connections.
     """
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
         self.script: dict[str, list] = {}
         self.default: object = (200, "")
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -47,7 +47,7 @@ class CallbackServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> CallbackServer:
         owner = self
@@ -66,6 +66,13 @@ class CallbackServer:
                 elif reply[0] == "slow":
                     owner.released.wait(reply[1])
                     reply = (200, reply[2])
+                elif reply[0] == "redirect":
+                    self.send_response(302)
+                    self.send_header("Location", reply[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    owner.finished.append(self.path)
+                    return
                 try:
                     self.send_response(reply[0])
                     self.send_header("Content-Type", "application/json")
@@ -78,7 +85,7 @@ class CallbackServer:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -96,9 +103,9 @@ class CallbackServer:
         return [path for path, _ in self.requests]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
@@ -107,15 +114,6 @@ def server():
     server = CallbackServer()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def center(router, clock):
-    router.deliverer.assignment_deadline = 0.3
-    router.deliverer.event_deadline = 0.3
-    center = Center(router, clock)
-    yield center
-    center.assert_consistent()
 
 
 def staffed(center, *names, **workflow_options):
