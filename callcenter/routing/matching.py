@@ -47,10 +47,38 @@ def run_matching(tx: Tx) -> None:
         tasks, workers = tx.take_woken()
         if not tasks and not workers:
             return
+        if workers and tasks:
+            # A freed worker must not go to a woken task while a task its queues serve first waits (a task
+            # moved on by a timeout, or re-offered after an attributes update, would jump the line): the tasks
+            # those workers would pick join the woken ones, and each goes, in serving order, to its best worker.
+            woken = {task.sid for task in tasks}
+            for worker in workers:
+                task = _first_task_for(tx, worker)
+                if task is not None and task.sid not in woken:
+                    woken.add(task.sid)
+                    tasks.append(task)
+        if len(tasks) > 1:
+            tasks.sort(key=_serving_key(tx))
         for task in tasks:
             reserve_for_task(tx, task)
         for worker in workers:
             reserve_for_worker(tx, worker)
+
+
+def _serving_key(tx: Tx):
+    """Sort key of tasks in the order their queues serve them: the workspace's PrioritizeQueueOrder kind first;
+    FIFO queues by priority, then age; LIFO queues newest first."""
+    first = tx.workspace.prioritize_queue_order
+
+    def key(task: Task) -> tuple:
+        queue = tx.config.queues.get(task.task_queue_sid) if task.task_queue_sid else None
+        kind = queue.task_order if queue is not None else "FIFO"
+        started = task.virtual_start_time.timestamp() if task.virtual_start_time is not None else 0.0
+        if kind == "FIFO":
+            return (kind != first, -task.priority, started, task.sid)
+        return (kind != first, 0, -started, task.sid)
+
+    return key
 
 
 def current_target(tx: Tx, task: Task) -> Target | None:
@@ -498,17 +526,29 @@ def reserve_for_worker(tx: Tx, worker: Worker) -> int:
             member_of = member_queues(tx, worker)  # nothing in this loop changes them
             if not member_of:
                 return made
-        if not _any_waiting(tx, member_of, channel_sids):
+        task = _first_acceptable(tx, worker, channel_sids, member_of)
+        if task is None:
             return made
-        for task in candidate_tasks(tx, worker, channel_sids, member_of):
-            target = current_target(tx, task)
-            if target_accepts(tx, target, task, worker):
-                queue = tx.queue(task.task_queue_sid)
-                create_reservation(tx, task, worker, worker_channel(tx, worker, task.task_channel_sid), queue)
-                made += 1
-                break
-        else:
-            return made
+        channel = worker_channel(tx, worker, task.task_channel_sid)
+        create_reservation(tx, task, worker, channel, tx.queue(task.task_queue_sid))
+        made += 1
+
+
+def _first_acceptable(tx: Tx, worker: Worker, channel_sids: list[str], member_of: list[TaskQueue]) -> Task | None:
+    """The first waiting task, in serving order, whose current target takes `worker`."""
+    if not _any_waiting(tx, member_of, channel_sids):
+        return None
+    for task in candidate_tasks(tx, worker, channel_sids, member_of):
+        if target_accepts(tx, current_target(tx, task), task, worker):
+            return task
+    return None
+
+
+def _first_task_for(tx: Tx, worker: Worker) -> Task | None:
+    """The task `worker` would be offered now, if any (nothing is reserved)."""
+    channel_sids = _channels_with_room(tx, worker)
+    member_of = member_queues(tx, worker) if channel_sids else []
+    return _first_acceptable(tx, worker, channel_sids, member_of) if member_of else None
 
 
 def queue_worker_counts(tx: Tx, queue_sid: str) -> dict:
@@ -522,7 +562,8 @@ def queue_worker_counts(tx: Tx, queue_sid: str) -> dict:
         .join(Activity, Activity.sid == Worker.activity_sid)
         .group_by(Worker.activity_sid, Activity.available)
     ).all()
-    counts: dict = {"available": 0, "unavailable": 0}
+    # Every activity of the workspace counts, zero included: `workers.<WA sid> < 1` must hold when nobody is in it.
+    counts: dict = {"available": 0, "unavailable": 0, **dict.fromkeys(tx.config.activities, 0)}
     for activity_sid, available, count in rows:
         counts[activity_sid] = count
         counts["available" if available else "unavailable"] += count

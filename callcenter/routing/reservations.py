@@ -157,8 +157,10 @@ def time_out_reservation(tx: Tx, reservation: Reservation) -> None:
          description=f"Reservation {reservation.sid} timed out for Worker {worker.friendly_name}")
     timeout_activity = tx.workspace.timeout_activity_sid
     if timeout_activity:
-        # Pending offers elsewhere would keep the worker from moving; an absent worker cannot take them.
-        set_activity(tx, worker, tx.activity(timeout_activity), reject_pending=True)
+        # Pending offers elsewhere would keep the worker from moving to an unavailable activity; an absent worker
+        # cannot take them. An available timeout activity (allowed, if unusual) leaves them be.
+        activity = tx.activity(timeout_activity)
+        set_activity(tx, worker, activity, reject_pending=not activity.available)
     _cancel_if_over_assignment_limit(tx, task)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from .models import Reservation, Task, Timer
 from .router import Router, Tx
@@ -19,6 +20,9 @@ from .router import Router, Tx
 log = logging.getLogger("callcenter.routing.timers")
 # Told of every timer fired: fn(kind, lag seconds = fire time - due_at); callcenter/metrics.py adds one.
 FIRED_OBSERVERS: list[Callable[[str, float], None]] = []
+# A timer whose handler fails is tried again this much later: behind the timers that are due meanwhile, so
+# that failing ones, however many, never fill every sweep's batch and hold the others back.
+RETRY_FAILED_AFTER = timedelta(seconds=60)
 
 
 def fire_due_timers(router: Router, limit: int = 500) -> int:
@@ -50,11 +54,24 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
                 except Exception:  # metrics must never make a fired timer look failed
                     log.exception("timer observer failed")
         except Exception:
-            # A timer that cannot fire must not block the others; it is logged with its subject.
+            # A timer that cannot fire must not block the others; it is logged with its subject, and tried again later.
             field = {"WR": "reservation_sid", "WT": "task_sid", "CA": "call_sid"}.get(subject_sid[:2], "subject_sid")
-            log.exception("timer %s for %s failed", kind, subject_sid,
+            log.exception("timer %s for %s failed; trying again in %d s", kind, subject_sid,
+                          RETRY_FAILED_AFTER.total_seconds(),
                           extra={"workspace_sid": workspace_sid, field: subject_sid})  # sids for JSON logs
+            _retry_later(router, workspace_sid, (timer_id, kind, subject_sid, due_at))
     return fired
+
+
+def _retry_later(router: Router, workspace_sid: str, timer: tuple) -> None:
+    timer_id, kind, subject_sid, due_at = timer
+    try:
+        with router.transaction(workspace_sid) as tx:
+            tx.session.execute(update(Timer).where(
+                Timer.id == timer_id, Timer.kind == kind, Timer.subject_sid == subject_sid, Timer.due_at == due_at,
+            ).values(due_at=tx.now + RETRY_FAILED_AFTER))
+    except Exception:  # the database itself is failing: the timer stays due, and the next sweep tries again
+        log.exception("timer %s for %s could not be put off", kind, subject_sid)
 
 
 def _reservation_timeout(tx: Tx, reservation_sid: str) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, insert
 
-from callcenter.routing import ReservationNotPending, matching, queues, workers, workspaces
+from callcenter.routing import ReservationNotPending, matching, queues, tasks, workers, workspaces
 from callcenter.routing.invariants import check_invariants
 from callcenter.routing.models import Reservation, Task
 from tests.routing.conftest import Center
@@ -296,6 +296,57 @@ def test_prioritize_queue_order_decides_which_queue_type_is_served_first(center,
     center.set_activity(alice, "Available")
     names = {sid: name for name, sid in made.items()}
     assert [names[sid] for sid in served_in_order(center, alice, 4)] == expected
+
+
+# -- tasks woken together go in serving order (DESIGN rule 6) ------------------------------------------
+
+def pending_worker(center, task_sid):
+    return [r.worker_sid for r in center.reservations(task_sid=task_sid, status="pending")]
+
+
+def test_tasks_woken_by_a_queue_change_are_served_by_priority_not_wake_order(center):
+    queue = center.queue("Q", target_workers="skill == 'x'")
+    center.workflow(default=queue)
+    alice = center.worker("alice", {"skill": "y"})
+    low = center.task(priority=0)
+    high = center.task(priority=10)
+    queues.update_task_queue(center.router, center.ws, queue, target_workers="skill == 'y'")
+    assert (pending_worker(center, high), pending_worker(center, low)) == ([alice], [])
+
+
+def test_a_task_moved_by_its_target_timeout_does_not_jump_a_higher_priority_task(center):
+    q1, q2 = center.queue("Q1"), center.queue("Q2")
+    center.workflow(filters=[route("vip == true", {"queue": q1, "timeout": 10}, {"queue": q2}),
+                             route("1==1", {"queue": q2})])
+    alice = center.worker("alice")
+    moved = center.task({"vip": True}, priority=0)
+    assert pending_worker(center, moved) == [alice]
+    waiting = center.task({"vip": False}, priority=50)
+    center.advance(10)  # the offer to alice is canceled, and the task moves to Q2, behind the waiting one
+    assert (pending_worker(center, waiting), pending_worker(center, moved)) == ([alice], [])
+
+
+def test_an_attributes_update_of_a_reserved_task_does_not_let_it_jump_the_line(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    low = center.task({"n": 1}, priority=0)
+    high = center.task({"n": 2}, priority=10)
+    assert pending_worker(center, low) == [alice]
+    tasks.update_task(center.router, center.ws, low, attributes=json.dumps({"n": 1, "ivr": "done"}))
+    assert (pending_worker(center, high), pending_worker(center, low)) == ([alice], [])
+
+
+def test_a_task_moved_while_its_worker_is_freed_still_goes_to_the_longest_idle_worker(center):
+    q1, q2 = center.queue("Q1", "team == 'a'"), center.queue("Q2")
+    center.workflow(filters=[route("vip == true", {"queue": q1, "timeout": 10}, {"queue": q2}),
+                             route("1==1", {"queue": q2})])
+    bob = center.worker("bob", {"team": "b"})  # idle longest, but not in Q1
+    center.advance(1)
+    alice = center.worker("alice", {"team": "a"})
+    moved = center.task({"vip": True})
+    assert pending_worker(center, moved) == [alice]
+    center.advance(10)  # to Q2: alice (freed by the move) and bob can both take it
+    assert pending_worker(center, moved) == [bob]
 
 
 # -- several reservations per task -----------------------------------------------------------------

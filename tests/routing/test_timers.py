@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -55,6 +56,52 @@ def test_reservation_timeout_moves_worker_to_timeout_activity(center):
     center.task()
     center.advance(120)
     assert center.activity_name(alice) == "Missed Call"
+
+
+def test_reservation_timeout_to_an_available_timeout_activity_times_out_and_routes_on(center):
+    """An available TimeoutActivity is allowed: the offer still times out (the worker keeps other offers)."""
+    ready = center.activity("Ready", available=True)
+    workspaces.update_workspace(center.router, center.ws, timeout_activity_sid=ready)
+    alice, bob = staffed(center, "alice", "bob", task_reservation_timeout=10)
+    task = center.task()
+    assert center.pending_reservation(task).worker_sid == alice
+    center.advance(10)
+    assert [r.reservation_status for r in center.reservations(task_sid=task, worker_sid=alice)] == ["timeout"]
+    assert center.activity_name(alice) == "Ready"
+    assert center.pending_reservation(task).worker_sid == bob
+
+
+def test_a_failing_timer_is_put_off_and_holds_back_no_other_timer(center, monkeypatch):
+    """However many timers fail, the due ones behind them still fire: a failure is tried again a minute later."""
+    from callcenter.routing import timers
+
+    def broken(tx, subject_sid):
+        raise RuntimeError("a handler bug")
+
+    monkeypatch.setitem(timers.HANDLERS, "broken", broken)
+    staffed(center)
+    with center.router.transaction(center.ws) as tx:
+        for n in range(3):
+            tx.schedule("broken", f"XX{n:032d}", tx.now)
+    center.clock.advance(1)
+    task = center.task(timeout=5)  # its TTL comes due after the broken timers
+    center.clock.advance(5)
+    for _ in range(4):  # one timer per sweep: the three broken ones first, then the TTL
+        center.router.run_due_timers(limit=1)
+    assert center.get_task(task).assignment_status == "canceled"
+    assert broken_due(center) == [center.clock.now() + timedelta(seconds=60)] * 3
+    center.clock.advance(60)
+    assert center.router.run_due_timers() == 0  # tried again: failing still, put off again, never lost
+    assert broken_due(center) == [center.clock.now() + timedelta(seconds=60)] * 3
+
+
+def broken_due(center):
+    from sqlalchemy import select
+
+    from callcenter.routing.models import Timer
+
+    with center.router.read() as session:
+        return list(session.scalars(select(Timer.due_at).where(Timer.kind == "broken")))
 
 
 def test_reservation_timeout_returns_the_task_to_pending(center):

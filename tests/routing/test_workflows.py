@@ -312,6 +312,18 @@ def test_skip_if_workers_available_counts_busy_workers_as_available(center):
     assert center.get_task(task).task_queue_sid == q1
 
 
+def test_skip_if_counts_an_activity_nobody_is_in_as_zero(center):
+    """`workers.<WA sid> < 1`: the count of an activity with no worker of the queue in it is 0, not null
+    (null < 1 is false, and the task would wait in a queue nobody staffs)."""
+    q1, q2 = center.queue("Q1", "team == 'a'"), center.queue("Q2", "team == 'b'")
+    center.workflow(filters=[route("1==1", {"queue": q1, "skip_if": f"workers.{center.available} < 1"}, {"queue": q2})])
+    center.worker("a1", {"team": "a"}, available=False)
+    b1 = center.worker("b1", {"team": "b"})
+    task = center.task()
+    assert center.get_task(task).task_queue_sid == q2
+    assert center.pending_reservation(task).worker_sid == b1
+
+
 def test_skip_if_counts_workers_by_activity_sid(center):
     q1, q2 = center.queue("Q1", "team == 'one'"), center.queue("Q2", "team == 'two'")
     on_break = center.activity("Break", available=False)
