@@ -155,9 +155,10 @@ def page_size() -> int:
         size = int(raw)
     except ValueError:
         raise InvalidParameter("PageSize must be an integer between 1 and 1000") from None
-    if not 1 <= size <= MAX_PAGE_SIZE:
+    if size < 1:
         raise InvalidParameter("PageSize must be an integer between 1 and 1000")
-    return size
+    # Larger pages are served at the maximum, as Twilio does: the SDK's list(limit=N) asks for PageSize=N.
+    return min(size, MAX_PAGE_SIZE)
 
 
 def _encode_token(values: list[Any]) -> str:

@@ -35,6 +35,11 @@ EVENT_TYPES = frozenset((
     "workflow.timeout", "workflow.skipped",
     "workspace.created", "workspace.updated", "workspace.deleted",
 ))
+# Flex's task transfers: this server never emits them, but an EventsFilter copied from a Flex workspace names them.
+TRANSFER_EVENT_TYPES = frozenset((
+    "task.transfer-initiated", "task.transfer-attempt-failed", "task.transfer-failed", "task.transfer-canceled",
+    "task.transfer-completed",
+))
 
 
 # json.dumps(..., separators=(",", ":")) builds an encoder per call; every event and outbox row is encoded.

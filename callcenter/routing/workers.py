@@ -284,15 +284,18 @@ def available_capacity_percentage(channel: WorkerChannel) -> int:
 
 
 def check_version(resource: Any, if_match: str | None) -> None:
-    """Optimistic concurrency: `If-Match` must name the resource's current version (its ETag)."""
+    """Optimistic concurrency: `If-Match` must name the resource's current version (its ETag), with HTTP's
+    If-Match semantics (RFC 9110): `*` matches any existing resource, and a list matches if any of its tags does
+    (a weak tag `W/"3"` compares by its value)."""
     if if_match is None:
         return
     from .errors import PreconditionFailed
 
-    wanted = if_match.strip().strip('"')
-    if wanted != str(resource.version):
-        raise PreconditionFailed(f"The resource has changed: its version is {resource.version}, "
-                                 f"If-Match asked for {if_match}")
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags or str(resource.version) in (tag.removeprefix("W/").strip('"') for tag in tags):
+        return
+    raise PreconditionFailed(f"The resource has changed: its version is {resource.version}, "
+                             f"If-Match asked for {if_match}")
 
 
 def _unique_worker_name(tx: Tx, name: str) -> None:

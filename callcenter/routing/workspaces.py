@@ -124,12 +124,12 @@ def delete_workspace(router: Router, workspace_sid: str) -> None:
 
 
 def _events_filter(value: str | None) -> str | None:
-    from .events import EVENT_TYPES
+    from .events import EVENT_TYPES, TRANSFER_EVENT_TYPES
 
     if value in (None, ""):
         return None
     names = [part.strip() for part in value.split(",") if part.strip()]
-    unknown = [name for name in names if name not in EVENT_TYPES]
+    unknown = [name for name in names if name not in EVENT_TYPES and name not in TRANSFER_EVENT_TYPES]
     if unknown:
         raise InvalidParameter(f"EventsFilter: unknown event type {unknown[0]!r}")
     return ",".join(names)

@@ -253,6 +253,22 @@ def test_update_with_a_stale_etag_is_412_and_changes_nothing(center):
     assert center.fetch(sid).priority == 1
 
 
+@pytest.mark.parametrize("header", ["*", 'W/"{0}"', '"0", "{0}"', '"{0}" , "77"'])
+def test_if_match_follows_http_semantics(center, header):
+    """`*` matches any existing task, a list matches if any tag does, and a weak tag compares by value."""
+    sid = center.task()
+    version = center.ws.tasks(sid).fetch_with_http_info().headers["ETag"].strip('"')
+    assert center.ws.tasks(sid).update(if_match=header.format(version), priority=4).priority == 4
+
+
+@pytest.mark.parametrize("header", ['"77"', '"0", "77"', 'W/"77"'])
+def test_if_match_without_the_current_version_is_412(center, header):
+    sid = center.task()
+    status, code, _ = rest_error(lambda: center.ws.tasks(sid).update(if_match=header, priority=5))
+    assert (status, code) == (412, 412)
+    assert center.fetch(sid).priority == 0
+
+
 def test_update_status_and_attributes_together_is_refused(center):
     sid = center.task()
     status, code, _ = rest_error(lambda: center.ws.tasks(sid).update(assignment_status="canceled",

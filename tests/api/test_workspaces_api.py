@@ -58,6 +58,15 @@ def test_workspace_list_pages_with_absolute_next_page_urls(taskrouter, clock):
     assert names == [f"Paged {n}" for n in range(5)]
 
 
+def test_sdk_list_with_a_limit_over_the_page_maximum_is_served_in_pages_of_1000(taskrouter, http):
+    """The SDK's list(limit=N) asks for PageSize=N: above 1000, Twilio serves pages of 1000; so do we."""
+    workspace = taskrouter.workspaces.create(friendly_name="Many")
+    activities = taskrouter.workspaces(workspace.sid).activities
+    assert len(activities.list(limit=1500)) == 3  # Offline, Available, Unavailable
+    page = activities.page(page_size=5000)
+    assert page._payload["meta"]["page_size"] == 1000
+
+
 def test_list_filter_by_friendly_name(taskrouter):
     taskrouter.workspaces.create(friendly_name="Alpha")
     taskrouter.workspaces.create(friendly_name="Beta")
@@ -102,6 +111,16 @@ def test_missing_friendly_name_is_a_400_with_code_20001(taskrouter):
         taskrouter.workspaces.create(friendly_name=None)
     assert (raised.value.status, raised.value.code) == (400, 20001)
     assert "FriendlyName" in raised.value.msg
+
+
+def test_events_filter_accepts_flex_transfer_events_and_refuses_unknown_ones(taskrouter):
+    flex = "task.created,task.transfer-initiated,task.transfer-completed"
+    workspace = taskrouter.workspaces.create(friendly_name="From Flex", event_callback_url="https://crm.example.com/e",
+                                             events_filter=flex)
+    assert workspace.events_filter == flex
+    with pytest.raises(TwilioRestException) as raised:
+        taskrouter.workspaces(workspace.sid).update(events_filter="task.created,task.teleported")
+    assert (raised.value.status, raised.value.code) == (400, 20001) and "task.teleported" in raised.value.msg
 
 
 def test_an_event_callback_url_on_the_metadata_service_is_a_400_and_changes_nothing(taskrouter):
