@@ -25,6 +25,10 @@ log = logging.getLogger("callcenter.telephony")
 
 TWILIO_API = "https://api.twilio.com"
 TIMEOUT_SECONDS = 10
+# Twilio's refusals of a call that are about the number called (invalid, unreachable, not a phone number): the
+# agent or worker who gave it cannot be reached. Any other refusal (caller ID not verified, authentication,
+# geographic permissions) is the account's, and would fail the same way for every agent.
+CALLED_NUMBER_ERRORS = frozenset({21211, 21214, 21217, 13223, 13224})
 
 
 class TelephonyError(Exception):

@@ -8,7 +8,7 @@ import logging
 from flask import Response, jsonify, request
 
 from callcenter.contact_center import ContactCenter
-from callcenter.telephony import TelephonyError, TelephonyUnavailable
+from callcenter.telephony import CALLED_NUMBER_ERRORS, TelephonyError, TelephonyUnavailable, TelephonyUnreachable
 from twiml import voice as twiml
 
 from . import bp, flow
@@ -47,14 +47,27 @@ def assignment(center: ContactCenter):
         return Response(status=200)  # a retry while we were still dialing: one ring per reservation
     try:
         flow.ring_agent(center, offer)
-    except TelephonyUnavailable as err:
+    except TelephonyUnreachable as err:
         flow.release_claim(center, offer.reservation_sid)
         log.warning("could not ring %s yet (%s): the engine will retry", offer.contact_uri, err)
-        return Response("Twilio unavailable", status=503)
+        return Response("Twilio unreachable", status=503)
+    except TelephonyUnavailable as err:
+        # Twilio may have placed the call (its answer was lost, or it failed after acting): ringing again would
+        # ring the agent twice, and the second ring, busy, would take them offline. The claim stays: the call's
+        # own webhooks adopt it if it exists, and the reservation's timeout passes the caller on if it does not.
+        log.warning("Twilio may or may not have rung %s (%s): not ringing again", offer.contact_uri, err)
+        return Response(status=200)
     except TelephonyError as err:
         flow.release_claim(center, offer.reservation_sid)
-        log.error("Twilio refused to ring %s (code %s): %s", offer.contact_uri, err.code, err)
-        return _reject(center)
+        if err.code in CALLED_NUMBER_ERRORS:
+            log.error("Twilio refused to ring %s (code %s): %s; the agent goes offline", offer.contact_uri, err.code,
+                      err)
+            return _reject(center)
+        # The account's problem, not the agent's: taking each agent offline in turn would empty the center.
+        log.error("Twilio refused to ring %s (code %s): %s; no fault of the agent's (check the caller ID and "
+                  "the account's permissions): the caller goes to the next agent, and this one stays as they are",
+                  offer.contact_uri, err.code, err)
+        return jsonify(instruction="reject")
     return Response(status=200)
 
 
@@ -68,6 +81,7 @@ def _reject(center: ContactCenter) -> Response:
 def agent_answer(center: ContactCenter):
     """The agent picked up: tell them who is calling and ask them to take it (or connect at once)."""
     reservation_sid = request.args.get("reservation", "")
+    flow.adopt_leg(center, reservation_sid, form("CallSid"))
     if not flow.is_current_leg(reservation_sid, form("CallSid")):
         return xml(twiml.goodbye("This call is no longer needed. Goodbye.", speech(center)))
     reservation, task, _ = flow.reservation_state(reservation_sid)
@@ -131,6 +145,7 @@ def _join(center: ContactCenter, task_sid: str) -> Response:
 def agent_status(center: ContactCenter):
     """The agent leg's status callback: a ring that ended unanswered passes the caller on."""
     reservation_sid = request.args.get("reservation", "")
+    flow.adopt_leg(center, reservation_sid, form("CallSid"))
     if not flow.is_current_leg(reservation_sid, form("CallSid")):
         return Response(status=204)  # a stray duplicate call: it decides nothing
     status = form("CallStatus")

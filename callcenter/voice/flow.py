@@ -310,6 +310,18 @@ def leg_of(reservation_sid: str) -> AgentLeg | None:
         return session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
 
 
+def adopt_leg(center: ContactCenter, reservation_sid: str, call_sid: str) -> None:
+    """A webhook of the agent's call arrived while the ring is still claimed as "dialing" (Twilio's answer to
+    placing it is still on its way, or was lost): that call is the leg, so it can be stopped and followed."""
+    leg = leg_of(reservation_sid)
+    if leg is None or leg.status != "dialing" or not call_sid.startswith("CA"):
+        return
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is not None and leg.status == "dialing":
+            leg.call_sid, leg.status, leg.date_updated = call_sid, "ringing", tx.now
+
+
 def is_current_leg(reservation_sid: str, call_sid: str) -> bool:
     """True when `call_sid` is the call we placed for this reservation (not a stray duplicate)."""
     leg = leg_of(reservation_sid)

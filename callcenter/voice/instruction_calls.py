@@ -34,7 +34,13 @@ from callcenter.routing.events import emit
 from callcenter.routing.models import Reservation, Task
 from callcenter.routing.reservations import reject_reservation_in
 from callcenter.signatures import twilio_webhook
-from callcenter.telephony import TelephonyError, TelephonyUnavailable, TelephonyUnreachable, get_telephony
+from callcenter.telephony import (
+    CALLED_NUMBER_ERRORS,
+    TelephonyError,
+    TelephonyUnavailable,
+    TelephonyUnreachable,
+    get_telephony,
+)
 
 from . import bp
 from .flow import form, public_url
@@ -53,8 +59,6 @@ log = logging.getLogger("callcenter.voice")
 DIAL_LEASE_SECONDS = 60
 MAX_RETRY_SECONDS = 60
 OFFERED = ("pending", "accepted")
-# Twilio's refusals that are about the worker's number: they pass the worker over like a missed call.
-WORKER_NUMBER_ERRORS = frozenset({21211, 21214, 21217, 13223, 13224})
 # TaskRouter's codes for "Twilio refused the call" per instruction, for the logs.
 CALL_API_ERRORS = {"dequeue": 40133, "call": 40113, "redirect": 40122, "conference": 40145}
 
@@ -167,7 +171,7 @@ def _retry_later(step: Step, why: str) -> None:
 
 def _refused(step: Step, err: TelephonyError) -> None:
     """Twilio refused the call or the redirect: retrying the same request will not help."""
-    worker_number = err.code in WORKER_NUMBER_ERRORS
+    worker_number = err.code in CALLED_NUMBER_ERRORS  # they pass the worker over like a missed call
     log.error("%s instruction for %s not carried out: Twilio refused (%s, code %s); TaskRouter error %s%s",
               step.instruction, step.reservation_sid, err, err.code, CALL_API_ERRORS[step.instruction],
               "" if worker_number or step.instruction not in ("dequeue", "conference") else

@@ -262,16 +262,67 @@ def test_agent_with_an_unreachable_number_is_taken_offline(scenario):
     assert scenario.task(caller).assignment_status == "pending"
 
 
-def test_twilio_unavailable_when_ringing_is_retried_by_the_engine(scenario):
-    scenario.rest.fail("POST", "Calls", 500, 20500, "Internal error")
+def test_an_account_refusal_to_ring_passes_the_caller_on_without_taking_agents_offline(scenario):
+    """Caller ID not verified is the account's fault: each agent in turn would fail the same way."""
+    scenario.rest.fail("POST", "Calls", 400, 21210, "The source phone number is not verified")
+    scenario.set_activity("Alice", "Available")
+    scenario.set_activity("Bob", "Available")
+    caller = scenario.dial(digits="2")
+    scenario.deliver()
+    assert len(scenario.reservations(caller)) == 2  # both agents were tried
+    assert {r.reservation_status for r in scenario.reservations(caller)} == {"rejected"}
+    assert (scenario.activity_of("Alice"), scenario.activity_of("Bob")) == ("Available", "Available")
+    assert scenario.task(caller).assignment_status == "pending"  # waits for the workflow's timeout: voicemail
+    assert scenario.rest.texts() == []
+
+
+def test_a_ring_that_never_reached_twilio_is_retried_by_the_engine(scenario):
+    scenario.rest.break_network("POST", "Calls", "refused")
     scenario.set_activity("Alice", "Available")
     caller = scenario.dial(digits="1")
     scenario.deliver()
-    assert scenario.reservations(caller)[0].reservation_status == "pending"
-    scenario.rest.failures.clear()
+    [reservation] = scenario.reservations(caller)
+    assert reservation.reservation_status == "pending" and scenario.rest.placed == []
+    scenario.rest.network.clear()
     scenario.advance(5)  # the outbox's backoff
+    assert len(scenario.rest.placed) == 1
+    assert scenario.agent_leg(reservation.sid).call_sid == scenario.rest.placed[0]
+
+
+def test_a_ring_twilio_may_have_placed_is_not_placed_again_and_its_call_is_adopted(scenario):
+    """Twilio placed the call but its answer was lost: a second ring would find the agent busy, and take them
+    offline. The call's own webhooks make it the leg: the agent answers it and talks to the caller."""
+    scenario.rest.break_network("POST", "Calls", "lost")
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    scenario.rest.network.clear()
+    scenario.advance(5)
+    [reservation] = scenario.reservations(caller)
+    [placed] = scenario.rest.placed  # rung once
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=placed, CallStatus="ringing")
+    assert (scenario.agent_leg(reservation.sid).call_sid, scenario.agent_leg(reservation.sid).status) == (
+        placed, "ringing")
+    root = answer(scenario, reservation.sid)
+    assert root.find("Dial/Conference").text == scenario.call(caller).task_sid
+    assert scenario.task(caller).assignment_status == "assigned"
+    assert scenario.activity_of("Alice") != "Offline"
+
+
+def test_a_ring_twilio_failed_at_is_not_placed_again_and_the_reservation_timeout_passes_the_caller_on(scenario):
+    scenario.rest.fail("POST", "Calls", 500, 20500, "Internal error")  # placed or not: Twilio does not say
+    scenario.set_activity("Alice", "Available")
+    scenario.set_activity("Bob", "Available")
+    caller = scenario.dial(digits="2")
+    scenario.deliver()
+    scenario.advance(5)
+    [first] = scenario.reservations(caller)
+    assert len(scenario.ring_requests()) == 1 and first.reservation_status == "pending"
+    scenario.rest.failures.clear()
+    scenario.advance(30)  # no webhook came: the reservation (30 s) times out, and the next agent is rung
+    statuses = {r.worker_sid: r.reservation_status for r in scenario.reservations(caller)}
+    assert statuses[first.worker_sid] == "timeout" and "pending" in statuses.values()
     assert len(scenario.ring_requests()) == 2
-    assert scenario.agent_leg(scenario.reservations(caller)[0].sid) is not None
 
 
 def test_caller_hanging_up_after_the_bridge_wraps_the_task(scenario):
