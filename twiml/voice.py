@@ -75,13 +75,16 @@ def agent_confirm(*, whisper: str, action: str, speech: Speech) -> VoiceResponse
 
 
 def conference(*, room: str, action: str, whisper: str = "", speech: Speech = Speech(),
-               end_on_exit: bool = True, wait_url: str = "") -> VoiceResponse:
-    """Join the call's conference room (named after its task), caller or agent alike."""
+               end_on_exit: bool = True, wait_url: str = "", joined_callback: str = "") -> VoiceResponse:
+    """Join the call's conference room (named after its task), caller or agent alike; `joined_callback` is told
+    (Twilio's conference status callback, event `join`) when this participant is in the room."""
     response = VoiceResponse()
     _say(response, whisper, speech)
     dial = Dial(action=action, method="POST")
+    callback = {"status_callback": joined_callback, "status_callback_event": "join",
+                "status_callback_method": "POST"} if joined_callback else {}
     dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=end_on_exit, beep=False,
-                    wait_url=wait_url or None)
+                    wait_url=wait_url or None, **callback)
     response.append(dial)
     return response
 

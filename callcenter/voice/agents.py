@@ -126,18 +126,28 @@ def _bridge(center: ContactCenter, reservation_sid: str, caller) -> Response:
     leg = flow.leg_of(reservation_sid)
     if caller is None:
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
-    if leg is None or leg.status != "bridged":
+    if leg is None or leg.status not in flow.CALLER_MOVED:
         outcome = flow.bridge_caller(center, caller, reservation_sid)
         if outcome == "requeued":
             return xml(twiml.goodbye("Sorry, we could not connect the caller. They stay in line.", speech(center)))
         if outcome == "gone":
             return xml(twiml.goodbye("Sorry, the caller hung up. Goodbye.", speech(center)))
-    return _join(center, caller.task_sid)
+    return _join(center, caller.task_sid, reservation_sid)
 
 
-def _join(center: ContactCenter, task_sid: str) -> Response:
+def _join(center: ContactCenter, task_sid: str, reservation_sid: str) -> Response:
     return xml(twiml.conference(room=task_sid, action=public_url("voice.agent_after", task=task_sid),
-                                whisper="Connecting.", speech=speech(center), end_on_exit=True))
+                                whisper="Connecting.", speech=speech(center), end_on_exit=True,
+                                joined_callback=public_url("voice.agent_joined", reservation=reservation_sid)))
+
+
+@bp.post("/agent/joined")
+@voice_webhook
+def agent_joined(center: ContactCenter):
+    """The conference's status callback for the agent: they are in the room, so the conversation has begun."""
+    if form("StatusCallbackEvent") == "participant-join":
+        flow.agent_joined(center, request.args.get("reservation", ""), form("CallSid"))
+    return Response(status=204)
 
 
 @bp.post("/agent/status")
@@ -157,8 +167,12 @@ def agent_status(center: ContactCenter):
         elif reservation is not None and reservation.reservation_status == "accepted" and task is not None \
                 and task.assignment_status == "assigned":
             leg = flow.leg_of(reservation_sid)
-            if leg is not None and leg.status == "bridged":
+            if leg is not None and leg.status == "joined":
                 flow.end_conversation(center, task.sid, agent_left=True)  # the agent hung up: the conversation is over
+            elif leg is not None and leg.status in ("answered", "bridged"):
+                # Gone after taking the call but before reaching the room: the caller is in it, or on the way,
+                # alone. They go back in line, first in it.
+                flow.return_caller_to_line(center, task.sid, "the agent's call ended before they joined the caller")
             else:
                 flow.accepted_but_not_answered(center, reservation_sid)  # accepted on the console, never answered
     return Response(status=204)

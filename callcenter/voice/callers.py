@@ -129,9 +129,23 @@ def caller_status(center: ContactCenter):
 @bp.post("/caller/connect")
 @voice_webhook
 def caller_connect(center: ContactCenter):
-    """Where the chosen caller is dequeued to: the conference the agent is already in."""
-    return xml(twiml.conference(room=_room(form("CallSid")), action=public_url("voice.caller_after"),
-                                speech=speech(center), end_on_exit=True))
+    """Where the chosen caller is dequeued (or redirected) to: the conference of their task, if an agent has it.
+
+    A caller whose move was given up for lost (Twilio failed to answer, the agent dropped) may still arrive:
+    with their task waiting again they go back in line, and with no task left, to voicemail; never to an
+    empty room.
+    """
+    call_sid = form("CallSid")
+    task = flow.note_queue(center, call_sid, None)
+    if task is not None and task.assignment_status == "assigned":
+        return xml(twiml.conference(room=task.sid, action=public_url("voice.caller_after"),
+                                    speech=speech(center), end_on_exit=True))
+    if task is not None and task.assignment_status in flow.WAITING:
+        log.info("caller %s reached the conference while their task %s waits: back in line", call_sid, task.sid)
+        return _enqueue(center)
+    log.warning("caller %s reached the conference with no task for an agent: voicemail", call_sid)
+    flow.mark_missed(center, call_sid, "the caller could not be connected")
+    return _voicemail(center)
 
 
 @bp.post("/caller/after")
@@ -173,13 +187,3 @@ def voicemail_recorded(center: ContactCenter):
 def voicemail_transcribed(center: ContactCenter):
     flow.save_transcription(center, form("CallSid"), form("TranscriptionText") or None)
     return Response(status=204)
-
-
-def _room(call_sid: str) -> str:
-    """The conference of a caller's call is named after its task, so agent and caller meet there."""
-    from .models import Call
-
-    with flow.get_router().read() as session:
-        call = session.get(Call, call_sid)
-    return call.task_sid if call is not None and call.task_sid else call_sid
-

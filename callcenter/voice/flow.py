@@ -23,13 +23,15 @@ from callcenter.routing.reservations import accept_reservation_in, active_reserv
 from callcenter.routing.tasks import DEFAULT_TTL, cancel_task_in, complete_task_in, create_task_in, wrap_task_in
 from callcenter.routing.timers import register_timer
 from callcenter.routing.workers import set_activity
-from callcenter.telephony import TelephonyError, TelephonyUnavailable, get_telephony
+from callcenter.telephony import TelephonyError, TelephonyUnavailable, TelephonyUnreachable, get_telephony
 
 from .models import AgentLeg, Call
 
 log = logging.getLogger("callcenter.voice")
 
 WAITING = ("pending", "reserved")
+# An agent leg whose caller has been moved to the conference: "bridged", then "joined" once the agent is in it.
+CALLER_MOVED = ("bridged", "joined")
 WRAP_UP_TIMER = "voice_wrap_up"
 
 
@@ -98,7 +100,8 @@ def note_queue(center: ContactCenter, call_sid: str, queue_sid: str | None) -> T
 
 
 def abandon(center: ContactCenter, call_sid: str, reason: str = "caller hung up") -> None:
-    """The caller hung up while waiting: cancel the task and stop any phone ringing for it."""
+    """The caller hung up before reaching an agent: cancel the task (or, if an agent had already accepted it on
+    the console, complete it and free them) and stop any phone ringing for it."""
     ringing: list[str] = []
     with get_router().transaction(center.workspace_sid) as tx:
         call = tx.session.get(Call, call_sid)
@@ -110,7 +113,21 @@ def abandon(center: ContactCenter, call_sid: str, reason: str = "caller hung up"
             call.outcome = call.outcome or "abandoned"
             ringing = _end_legs(tx, task.sid)
             cancel_task_in(tx, task, reason)
+        elif task is not None and task.assignment_status == "assigned":
+            call.outcome = "abandoned"  # accepted, but nobody talked: not an answered call
+            ringing = _end_legs(tx, task.sid)
+            _finish_unconnected(tx, center, task, f"{reason} before reaching the agent")
     _hang_up(ringing)
+
+
+def _finish_unconnected(tx, center: ContactCenter, task: Task, reason: str) -> None:
+    """Complete an accepted task whose caller never reached the agent; the agent, if still in the on-a-call
+    activity the flow put them in, becomes available (no wrap-up: there was no conversation)."""
+    reservation = active_reservation(tx, task)
+    complete_task_in(tx, task, reason)
+    worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
+    if worker is not None and worker.activity_sid == center.role_sids.get("busy", worker.activity_sid):
+        set_activity(tx, worker, tx.activity(center.activity_for("available")))
 
 
 def call_ended(center: ContactCenter, call_sid: str) -> None:
@@ -129,6 +146,8 @@ def call_ended(center: ContactCenter, call_sid: str) -> None:
         return
     if task is None or task.assignment_status in WAITING:
         abandon(center, call_sid)
+    elif task.assignment_status == "assigned" and _rung_but_not_reached(task.sid):
+        abandon(center, call_sid)  # accepted on the console while the agent's phone rang: nobody talked
     elif task.assignment_status == "assigned":
         end_conversation(center, task.sid)
     else:
@@ -137,6 +156,13 @@ def call_ended(center: ContactCenter, call_sid: str) -> None:
             row.date_ended = row.date_ended or tx.now
     if call.outcome == "missed" and not call.supervisors_notified:
         notify_supervisors(center, call_sid)  # hung up without leaving a message
+
+
+def _rung_but_not_reached(task_sid: str) -> bool:
+    """The task's agent was being rung (or answered), and the caller was never moved to them."""
+    with get_router().read() as session:
+        statuses = set(session.scalars(select(AgentLeg.status).where(AgentLeg.task_sid == task_sid)))
+    return bool(statuses & {"dialing", "ringing", "answered"}) and not statuses & set(CALLER_MOVED)
 
 
 def send_to_voicemail(center: ContactCenter, task_sid: str) -> None:
@@ -164,7 +190,8 @@ def mark_missed(center: ContactCenter, call_sid: str, reason: str) -> None:
         call = tx.session.get(Call, call_sid)
         if call is None:
             return
-        call.outcome = call.outcome or "missed"
+        # "answered" too: accepted, but the caller never reached the agent.
+        call.outcome = "missed" if call.outcome in (None, "answered") else call.outcome
         task = tx.session.get(Task, call.task_sid) if call.task_sid else None
         ringing = _end_legs(tx, task.sid) if task is not None else []
         if task is not None and task.assignment_status in WAITING:
@@ -336,6 +363,14 @@ def reservation_state(reservation_sid: str) -> tuple[Reservation | None, Task | 
         return reservation, session.get(Task, reservation.task_sid), session.get(Worker, reservation.worker_sid)
 
 
+def agent_joined(center: ContactCenter, reservation_sid: str, call_sid: str) -> None:
+    """The agent is in the conference room: from now on their hang-up ends a conversation."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+        if leg is not None and leg.call_sid == call_sid and leg.status == "bridged":
+            leg.status, leg.date_updated = "joined", tx.now
+
+
 def agent_answered(center: ContactCenter, reservation_sid: str) -> None:
     with get_router().transaction(center.workspace_sid) as tx:
         leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
@@ -423,6 +458,23 @@ def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None
         call.task_sid, call.outcome, call.worker_sid, call.date_answered = replacement.sid, None, None, None
 
 
+def return_caller_to_line(center: ContactCenter, task_sid: str, why: str) -> None:
+    """The caller was moved toward an agent who will not come: a new task, still first in line (`requeue`), and
+    their call is sent to the conference's URL again, which now puts them back in the queue. Wherever the
+    caller is (still in the queue, on the way, alone in the room), that is where they end up."""
+    caller = caller_of(task_sid)
+    log.warning("caller of task %s goes back in line: %s", task_sid, why)
+    requeue(center, task_sid)
+    with get_router().transaction(center.workspace_sid) as tx:  # the agent's call is over: nothing to hang up
+        _end_legs(tx, task_sid, statuses=("dialing", "ringing", "answered", *CALLER_MOVED))
+    if caller is None:
+        return
+    try:
+        get_telephony().redirect(caller.call_sid, public_url("voice.caller_connect"))
+    except TelephonyError as err:  # hung up meanwhile, or Twilio down: the hold loop or the status callback decides
+        log.warning("could not send caller %s back to the queue: %s", caller.call_sid, err)
+
+
 def end_conversation(center: ContactCenter, task_sid: str, *, agent_left: bool = False) -> None:
     """The bridged call is over: the task wraps up and the agent goes to wrap-up, then back to available.
 
@@ -435,7 +487,7 @@ def end_conversation(center: ContactCenter, task_sid: str, *, agent_left: bool =
         call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
         if call is not None:
             call.date_ended = call.date_ended or tx.now
-            still_up = _end_legs(tx, task_sid, statuses=("ringing", "answered", "bridged"))
+            still_up = _end_legs(tx, task_sid, statuses=("ringing", "answered", *CALLER_MOVED))
             if agent_left:
                 still_up = []  # the agent's own hang-up told us: nothing left to hang up
         task = tx.session.get(Task, task_sid)
@@ -494,7 +546,7 @@ def finish_task_now(center: ContactCenter, task_sid: str) -> None:
                 call.date_ended = call.date_ended or tx.now
                 # Completing a call still in progress ends it: the agent must not be offered the next
                 # caller while still talking to this one.
-                live_calls = [call.call_sid, *_end_legs(tx, task_sid, statuses=("ringing", "answered", "bridged"))]
+                live_calls = [call.call_sid, *_end_legs(tx, task_sid, statuses=("ringing", "answered", *CALLER_MOVED))]
         complete_task_in(tx, task, "completed by the agent")
         worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
         system_set = {center.role_sids.get("wrap_up"), center.role_sids.get("busy")} - {None}
@@ -505,13 +557,27 @@ def finish_task_now(center: ContactCenter, task_sid: str) -> None:
 
 def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | None = None) -> str:
     """Move an accepted caller into the conference named after their task: "connected", or "requeued"
-    (Twilio unreachable: the caller gets a new task) or "gone" (the caller hung up: the agent is freed)."""
+    (Twilio unreachable: the caller gets a new task) or "gone" (the caller hung up: the agent is freed).
+
+    When Twilio's answer is lost or a 5xx, the move may or may not have happened: the caller is then sent to
+    the same place by redirecting their call, which is harmless if they are already there. Should that fail
+    too, they get a new task; if they had been moved after all, the conference's URL puts them back in line.
+    """
+    connect = public_url("voice.caller_connect")
     try:
-        move_caller(caller, public_url("voice.caller_connect"))
-    except TelephonyUnavailable as err:
+        move_caller(caller, connect)
+    except TelephonyUnreachable as err:
         log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, err)
         requeue(center, caller.task_sid)
         return "requeued"
+    except TelephonyUnavailable as err:
+        log.warning("moving caller %s may have failed (%s): sending them by redirect", caller.call_sid, err)
+        try:
+            get_telephony().redirect(caller.call_sid, connect)
+        except TelephonyError as again:
+            log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, again)
+            requeue(center, caller.task_sid)
+            return "requeued"
     except TelephonyError as err:
         log.info("caller %s is gone (%s)", caller.call_sid, err)
         caller_gone(center, caller.task_sid)
@@ -519,7 +585,7 @@ def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | No
     if reservation_sid:
         with get_router().transaction(center.workspace_sid) as tx:
             leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
-            if leg is not None:
+            if leg is not None and leg.status in ("dialing", "ringing", "answered"):  # not ended meanwhile
                 leg.status, leg.date_updated = "bridged", tx.now
     return "connected"
 
@@ -547,7 +613,7 @@ def accepted_but_not_answered(center: ContactCenter, reservation_sid: str) -> No
     again, and the agent goes to the timeout activity with a text, as after any missed ring."""
     reservation, task, worker = reservation_state(reservation_sid)
     leg = leg_of(reservation_sid)
-    if reservation is None or task is None or task.assignment_status != "assigned" or (leg and leg.status == "bridged"):
+    if reservation is None or task is None or task.assignment_status != "assigned" or (leg and leg.status in CALLER_MOVED):
         return
     with get_router().read() as session:
         timeout_activity = session.get(Workspace, center.workspace_sid).timeout_activity_sid

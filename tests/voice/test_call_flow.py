@@ -243,6 +243,7 @@ def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(sc
     caller, reservation = ring_alice(scenario)
     old_task = scenario.call(caller).task_sid
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
+    scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
 
     answer(scenario, reservation.sid)
 
@@ -323,6 +324,122 @@ def test_a_ring_twilio_failed_at_is_not_placed_again_and_the_reservation_timeout
     statuses = {r.worker_sid: r.reservation_status for r in scenario.reservations(caller)}
     assert statuses[first.worker_sid] == "timeout" and "pending" in statuses.values()
     assert len(scenario.ring_requests()) == 2
+
+
+def test_a_lost_answer_to_the_move_is_made_good_by_a_redirect_and_the_call_connects(scenario):
+    """Twilio moved the caller but its answer was lost: sending them again (a redirect, to the same room) is
+    harmless, and the agent joins them; nobody is told the caller "stays in line"."""
+    caller, reservation = ring_alice(scenario)
+    task = scenario.call(caller).task_sid
+    scenario.rest.break_network("POST", f"Queues/{QUEUE_SID}/Members/{caller}", "lost")
+
+    agent = answer(scenario, reservation.sid)
+
+    assert agent.find("Dial/Conference").text == task
+    assert scenario.rest.sent("POST", f"Calls/{caller}")[-1]["Url"].endswith("/voice/caller/connect")
+    assert twiml(scenario.post("/voice/caller/connect", CallSid=caller)).find("Dial/Conference").text == task
+    assert scenario.task(caller).assignment_status == "assigned"
+
+
+def test_a_caller_who_arrives_at_the_room_after_being_given_up_for_lost_goes_back_in_line(scenario):
+    """The move and the redirect both failed as far as the app knows, so the caller got a new task; if Twilio
+    had moved them after all, the room's URL puts them back in the queue rather than alone in a room."""
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.break_network("POST", f"Queues/{QUEUE_SID}/Members/{caller}", "lost")
+    scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
+    answer(scenario, reservation.sid)
+    assert scenario.task(caller).assignment_status in ("pending", "reserved")
+
+    root = twiml(scenario.post("/voice/caller/connect", CallSid=caller))
+    assert root.find("Enqueue") is not None and root.find("Dial") is None
+    assert scenario.call(caller).outcome is None
+
+
+def test_a_caller_whose_call_has_no_task_left_at_the_room_is_offered_voicemail(scenario):
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
+    scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
+    answer(scenario, reservation.sid)
+    scenario.advance(3600)  # the new task waited past the workflow's timeouts: canceled
+    assert scenario.task(caller).assignment_status == "canceled"
+
+    root = twiml(scenario.post("/voice/caller/connect", CallSid=caller))
+    assert root.find("Record") is not None
+    assert scenario.call(caller).outcome == "missed"
+
+
+def test_agent_dropping_after_pressing_1_but_before_joining_sends_the_caller_back_in_line(scenario):
+    caller, reservation = ring_alice(scenario)
+    old_task = scenario.call(caller).task_sid
+    answer(scenario, reservation.sid)  # the caller is moved to the room; the agent hears "Connecting." and drops
+    twiml(scenario.post("/voice/caller/connect", CallSid=caller))
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+
+    assert scenario.call(caller).task_sid != old_task
+    assert scenario.task(caller).assignment_status in ("pending", "reserved")
+    assert scenario.rest.sent("POST", f"Calls/{caller}")[-1]["Url"].endswith("/voice/caller/connect")
+    assert twiml(scenario.post("/voice/caller/connect", CallSid=caller)).find("Enqueue") is not None
+    assert scenario.activity_of("Alice") != "Wrap-up"
+
+
+def test_agent_hanging_up_while_the_caller_is_being_moved_sends_the_caller_back_in_line(scenario):
+    caller, reservation = ring_alice(scenario)
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.rest.when("POST", f"Queues/{QUEUE_SID}/Members/{caller}", lambda: scenario.post(
+        f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed"))
+
+    answer(scenario, reservation.sid)  # the move succeeds, but the agent is gone
+
+    assert scenario.task(caller).assignment_status in ("pending", "reserved")
+    assert twiml(scenario.post("/voice/caller/connect", CallSid=caller)).find("Enqueue") is not None
+    assert scenario.agent_leg(reservation.sid).status == "ended"
+
+
+def test_agent_hanging_up_after_joining_the_caller_ends_the_conversation(scenario):
+    caller, reservation = ring_alice(scenario)
+    agent = answer(scenario, reservation.sid)
+    conference = agent.find("Dial/Conference")
+    assert conference.get("statusCallbackEvent") == "join"
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(conference.get("statusCallback").removeprefix(PUBLIC_BASE_URL), CallSid=leg.call_sid,
+                  StatusCallbackEvent="participant-join", FriendlyName=conference.text)
+    assert scenario.agent_leg(reservation.sid).status == "joined"
+
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+
+    assert scenario.task(caller).assignment_status == "wrapping"
+    assert scenario.activity_of("Alice") == "Wrap-up"
+    assert not scenario.rest.sent("POST", f"Calls/{caller}")  # the caller is not moved anywhere
+
+
+def test_caller_hanging_up_in_the_queue_after_a_console_accept_is_an_abandoned_call(scenario):
+    from callcenter.voice import flow
+
+    caller, reservation = ring_alice(scenario)
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        assert flow.accept(scenario.center, reservation.sid) is not None
+    leg = scenario.agent_leg(reservation.sid)
+
+    scenario.post("/voice/queue-result", CallSid=caller, QueueResult="hangup", QueueSid=QUEUE_SID)
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+
+    assert scenario.call(caller).outcome == "abandoned"
+    assert scenario.task(caller).assignment_status == "completed"
+    assert scenario.agent_leg(reservation.sid).status == "ended"
+    assert scenario.rest.sent("POST", f"Calls/{leg.call_sid}")  # the agent's phone stops ringing
+    assert scenario.activity_of("Alice") == "Available"
+
+
+def test_caller_status_callback_before_the_queue_result_after_a_console_accept_is_abandoned_too(scenario):
+    from callcenter.voice import flow
+
+    caller, reservation = ring_alice(scenario)
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        assert flow.accept(scenario.center, reservation.sid) is not None
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
+    assert (scenario.call(caller).outcome, scenario.task(caller).assignment_status) == ("abandoned", "completed")
+    assert scenario.activity_of("Alice") == "Available"
 
 
 def test_caller_hanging_up_after_the_bridge_wraps_the_task(scenario):
