@@ -367,14 +367,18 @@ def _task_summary(task: Task, queue: TaskQueue | None, verdicts: list[Verdict]) 
         return f"Task is {task.assignment_status}: it is not waiting for a worker"
     if queue is None:
         return "Task matched no workflow filter and there is no default filter: it waits in no queue"
+    where = f"Waiting in TaskQueue {queue.friendly_name!r}"
+    if task.filter_index is None:  # targets.keep_in_place
+        where += (", where it was before the workflow's last update (which did not re-evaluate tasks); the new "
+                  "configuration routes it when that step ends")
+    if not verdicts:
+        return where + "; the workspace has no workers"
     counts: dict[str, int] = {}
     for verdict in verdicts:
         counts[verdict.reason] = counts.get(verdict.reason, 0) + 1
-    if not verdicts:
-        return f"Waiting in TaskQueue {queue.friendly_name!r}; the workspace has no workers"
     parts = [f"{count} {reason.replace('_', ' ')}" for reason, count in
              sorted(counts.items(), key=lambda item: _LIST_ORDER[item[0]])]
-    return f"Waiting in TaskQueue {queue.friendly_name!r}; workers: " + ", ".join(parts)
+    return where + "; workers: " + ", ".join(parts)
 
 
 # -- the workflow ----------------------------------------------------------------------------------
@@ -388,8 +392,11 @@ def _explain_filters(tx: Tx, task: Task) -> tuple[list[FilterExplanation], str |
     age = task_age_seconds(task, tx.now)
     current = task.filter_index
     explained: list[FilterExplanation] = []
+    # Kept in its queue by a configuration update without ReEvaluateTasks, its step gone (targets.keep_in_place):
+    # the new filters route it when that step ends, so none has been evaluated for it yet.
+    kept_in_place = current is None and task.task_queue_sid is not None
     for index, routing_filter in enumerate(config.filters):
-        if current is not None and current != DEFAULT_FILTER and index > current:
+        if kept_in_place or (current is not None and current != DEFAULT_FILTER and index > current):
             explained.append(FilterExplanation(index, routing_filter.name, routing_filter.expression.text,
                                                None, "not_evaluated"))
             continue

@@ -39,18 +39,57 @@ def reroute(tx: Tx, task: Task) -> None:
 
 
 def move_to_next_target(tx: Tx, task: Task) -> None:
-    """The current target timed out: leave its queue and try the next target, then the next filter."""
+    """The current target timed out: leave its queue and try the next target, then the next filter.
+
+    A task whose step the workflow's new configuration no longer has (see `keep_in_place`) is routed by the
+    new configuration from the top, by its age, when the step it was in ends.
+    """
     from .reservations import cancel_pending_reservations
 
     workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
-    if workflow is None or task.filter_index is None or task.filter_index == DEFAULT_FILTER:
+    unanchored = task.filter_index is None and task.task_queue_sid is not None
+    if workflow is None or task.filter_index == DEFAULT_FILTER or (task.filter_index is None and not unanchored):
         return
     cancel_pending_reservations(tx, task)
     queue = tx.config.queues.get(task.task_queue_sid) if task.task_queue_sid else None
     emit(tx, "task-queue.timeout", resource=task, task=task, queue=queue,
          description=f"Task {task.sid} timed out of TaskQueue {queue.friendly_name if queue else ''}")
+    if unanchored:
+        place(tx, task, workflow, configuration_of(workflow), filter_index=0, target_index=0, moved_by="timeout")
+        return
     place(tx, task, workflow, configuration_of(workflow), filter_index=task.filter_index,
           target_index=(task.target_index or 0) + 1, moved_by="timeout")
+
+
+def keep_in_place(tx: Tx, task: Task, config: RoutingConfiguration) -> None:
+    """The workflow's configuration changed without ReEvaluateTasks: the waiting task stays in its queue, with
+    its offers. Its step is found again in the new configuration (filters and targets may have been added,
+    removed or reordered): where a fresh evaluation would place it now, if that is the queue it is in. If not,
+    it keeps its queue, with no target of its own, until the step it was in ends (its timer), and is then
+    routed by the new configuration; its indexes must never point at another filter's target."""
+    located = locate(config, parsed_attributes(task.attributes), task_age_seconds(task, tx.now))
+    target = config.target(*located) if located is not None else None
+    if target is None or target.queue_sid != task.task_queue_sid:
+        task.filter_index = task.target_index = None
+        return
+    task.filter_index, task.target_index = located
+    ends_at = None if located[0] == DEFAULT_FILTER else step_end_age(config.filters[located[0]].targets, located[1])
+    if ends_at is not None:
+        tx.schedule("target_timeout", task.sid, task.date_created + timedelta(seconds=ends_at))
+    else:
+        tx.cancel_timer("target_timeout", task.sid)
+
+
+def locate(config: RoutingConfiguration, attributes: dict, age: int) -> tuple[int, int] | None:
+    """Where a fresh evaluation would place a task of this age now, `skip_if` aside: (filter, target)."""
+    for index, routing_filter in enumerate(config.filters):
+        if not routing_filter.expression(attributes):
+            continue
+        for position in range(len(routing_filter.targets)):
+            ends_at = step_end_age(routing_filter.targets, position)
+            if ends_at is None or age < ends_at:
+                return index, position
+    return (DEFAULT_FILTER, 0) if config.default_target is not None else None
 
 
 def place(tx: Tx, task: Task, workflow: Workflow, config: RoutingConfiguration, *, filter_index: int,

@@ -294,7 +294,8 @@ def update_workflow(
         workflow.date_updated = tx.now
         emit(tx, "workflow.updated", resource=workflow, workflow=workflow,
              description=f"Workflow {workflow.friendly_name} updated")
-        if re_evaluate_tasks:
+        if re_evaluate_tasks or parsed is not None:
+            from .targets import keep_in_place
             from .tasks import reroute_task
 
             waiting = tx.session.scalars(
@@ -302,7 +303,10 @@ def update_workflow(
                                    Task.assignment_status.in_(("pending", "reserved")))
             ).all()
             for task in waiting:
-                reroute_task(tx, task)
+                if re_evaluate_tasks:
+                    reroute_task(tx, task)
+                else:
+                    keep_in_place(tx, task, parsed)
         return workflow
 
 

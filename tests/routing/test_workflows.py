@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.routing import InvalidParameter, tasks, workers, workflows
+from callcenter.routing.explain import explain_task
 from callcenter.routing.models import Event, Workflow
 from callcenter.routing.sids import new_sid
 
@@ -480,6 +481,66 @@ def test_workflow_update_without_re_evaluate_tasks_leaves_waiting_tasks_in_place
     task = center.task()
     workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(default={"queue": new}))
     assert center.get_task(task).task_queue_sid == old
+
+
+def _support_and_sales(center):
+    support_q, everyone_q = center.queue("Support", "team == 'support'"), center.queue("Everyone", "team == 'support'")
+    sales_q, overflow_q = center.queue("Sales", "team == 'sales'"), center.queue("Sales overflow", "team == 'sales'")
+    support = {"filter_friendly_name": "support", "expression": "type == 'support'",
+               "targets": [{"queue": support_q, "timeout": 10}, {"queue": everyone_q}]}
+    sales = {"filter_friendly_name": "sales", "expression": "type == 'sales'",
+             "targets": [{"queue": sales_q, "timeout": 5}, {"queue": overflow_q}]}
+    return support, sales, (support_q, everyone_q, sales_q, overflow_q)
+
+
+def test_a_filter_added_above_a_waiting_task_does_not_move_it_into_that_filter(center):
+    """Without ReEvaluateTasks, the task's step is found again in the new configuration: at its timeout it goes
+    on in its own filter, not in whatever filter now has its old index."""
+    support, sales, (support_q, everyone_q, *_) = _support_and_sales(center)
+    workflow = center.workflow(filters=[support])
+    task = center.task({"type": "support"})
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(sales, support))
+    assert center.get_task(task).task_queue_sid == support_q
+    center.advance(10)
+    assert center.get_task(task).task_queue_sid == everyone_q
+
+
+def test_a_filter_removed_above_a_waiting_task_does_not_cancel_it_at_its_timeout(center):
+    support, sales, (support_q, everyone_q, *_) = _support_and_sales(center)
+    workflow = center.workflow(filters=[sales, support])
+    task = center.task({"type": "support"})
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(support))
+    center.advance(10)
+    task_row = center.get_task(task)
+    assert (task_row.assignment_status, task_row.task_queue_sid) == ("pending", everyone_q)
+
+
+def test_a_reordered_workflow_keeps_a_waiting_task_and_its_offer_where_they_are(center):
+    support, sales, (support_q, *_) = _support_and_sales(center)
+    workflow = center.workflow(filters=[support, sales])
+    sue = center.worker("sue", {"team": "support"})
+    task = center.task({"type": "support"})
+    offer = center.pending_reservation(task).sid
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(sales, support))
+    assert center.get_task(task).task_queue_sid == support_q
+    assert center.pending_reservation(task).sid == offer and center.pending_reservation(task).worker_sid == sue
+
+
+def test_a_task_whose_step_is_gone_stays_put_until_the_step_ends_then_follows_the_new_configuration(center):
+    support, sales, (support_q, everyone_q, sales_q, _) = _support_and_sales(center)
+    workflow = center.workflow(filters=[support])
+    task = center.task({"type": "support"})
+    center.advance(4)
+    rerouted = {"filter_friendly_name": "support", "expression": "type == 'support'", "targets": [{"queue": sales_q}]}
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(rerouted))
+    assert center.get_task(task).task_queue_sid == support_q  # not re-evaluated now
+    explained = explain_task(center.router, center.ws, task)
+    assert "before the workflow's last update" in explained.summary
+    assert [f.outcome for f in explained.filters] == ["not_evaluated"]
+    center.advance(5)
+    assert center.get_task(task).task_queue_sid == support_q
+    center.advance(1)  # its old step's end: routed by the new configuration
+    assert center.get_task(task).task_queue_sid == sales_q
 
 
 def test_task_attribute_update_reroutes_a_waiting_task(center):
