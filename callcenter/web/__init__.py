@@ -96,6 +96,15 @@ def percent(value: int | None) -> str:
     return "–" if value is None else f"{value}%"
 
 
+@bp.app_template_filter("json_text")
+def json_text(value: object) -> str:
+    """A value as JSON for reading in page text (`"R&D O'Brien"`, `null`, `["en"]`); the page escapes it. Jinja's
+    `tojson` is for scripts: it writes `\u0026` and `\u0027` in place of & and '."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
 @bp.app_template_filter("web_url")
 def web_url(value: str | None) -> str | None:
     """Only http(s) links reach an href (a recording URL is data from outside)."""
@@ -109,10 +118,13 @@ def register(app: Flask) -> None:
     # the REST API authenticate otherwise and must not need a token.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's life: consoles stay open all day
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    # Over https (the public URL says so), the session cookie never travels in clear.
-    app.config.setdefault("SESSION_COOKIE_SECURE", str(app.config.get("PUBLIC_BASE_URL") or "").startswith("https://"))
+    # Flask's own defaults fill these keys (SameSite None, Secure off), so `setdefault` would keep those:
+    # a value the app was given is kept, and otherwise Lax, HttpOnly, and, over https (the public URL says
+    # so), Secure: the session cookie never travels in clear.
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config.get("SESSION_COOKIE_SECURE")) or str(
+        app.config.get("PUBLIC_BASE_URL") or "").startswith("https://")
     app.config.setdefault("SERVICE_LEVEL_SECONDS", 20)
     # The browser forgets the cookie when the session's lifetime is over (the server refuses it anyway).
     app.config["PERMANENT_SESSION_LIFETIME"] = auth.session_limits(app).lifetime

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from callcenter.database import get_router
 from callcenter.web.auth import UserError, create_user, set_password
+from tests.support import contact_center_app
 from tests.web.conftest import PASSWORD, Browser
 
 
@@ -82,6 +84,19 @@ def test_a_token_from_another_session_is_refused(scenario, app, alice):
     response = alice.post("/agent/activity", {"activity_sid": scenario.center.activity_sids["Available"]}, token=stolen)
 
     assert response.status_code == 400
+
+
+def test_the_session_cookie_is_httponly_samesite_lax_and_secure_behind_https(app, database_url, clock):
+    """The test app's PUBLIC_BASE_URL is https: its cookie is Secure. Over plain http it cannot be."""
+    browser = Browser(app)
+    cookie = browser.login("alice").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+    plain = contact_center_app(database_url, clock, PUBLIC_BASE_URL="http://cc.internal:5000")
+    try:
+        assert (plain.config["SESSION_COOKIE_SECURE"], plain.config["SESSION_COOKIE_SAMESITE"]) == (False, "Lax")
+    finally:
+        get_router(plain).dispose()
 
 
 def test_sign_out_ends_the_session(alice):

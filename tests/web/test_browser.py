@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from callcenter.contact_center import current
 from callcenter.database import get_router
-from callcenter.routing import tasks
+from callcenter.routing import tasks, workers
 from callcenter.voice.models import Call
 from callcenter.web.auth import create_user, find_worker
 from callcenter.web.live import hub_of
@@ -174,3 +174,89 @@ def test_pages_fit_a_phone_screen_without_horizontal_scrolling(server, browser, 
     overflow = tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
     assert tab.errors == []
+
+
+def test_dashboard_durations_count_up_between_snapshots(server, browser):
+    app, base = server
+    context = browser.new_context()
+    tab = Page(context)
+    tab.page.clock.install()  # the page's timers and Date run on a clock the test moves
+    tab.sign_in(base, "sam")
+    create_call_task(app, "support")  # nobody is available: the caller waits
+    waited = tab.page.locator("#waiting-calls li [data-seconds]")
+    expect(waited).to_have_text(re.compile(r"0:0\d"))
+    longest = tab.page.locator("#queue-rows tr", has_text="Support").locator("[data-seconds]")
+
+    tab.page.clock.run_for(90_000)  # a minute and a half, with no event from the server
+
+    expect(waited).to_have_text(re.compile(r"1:3\d"))
+    expect(longest).to_have_text(re.compile(r"1:3\d"))
+    assert tab.errors == []
+
+
+def test_a_failed_snapshot_fetch_says_the_page_is_out_of_date_and_is_retried(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    page.clock.install()
+    tab.sign_in(base, "sam")
+    failures = []
+
+    def once_unavailable(route):
+        if not failures:
+            failures.append(route.request.url)
+            route.fulfill(status=503, body="deploying")
+        else:
+            route.continue_()
+
+    page.route("**/dashboard/state.json", once_unavailable)
+    create_call_task(app, "support")  # the notice arrives; its snapshot fetch fails
+
+    expect(page.locator("#live-status")).to_contain_text("Out of date")
+    expect(page.locator("#total-waiting")).to_have_text("0")
+    page.clock.run_for(2_000)  # the retry
+    expect(page.locator("#total-waiting")).to_have_text("1")
+    expect(page.locator("#live-status")).to_have_text("Live")
+    assert len(failures) == 1
+
+
+def test_the_agent_list_stays_current_while_a_supervisor_is_choosing_an_activity(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    tab.sign_in(base, "sam")
+    row = page.locator("#agent-rows li", has_text="Alice")
+    choice = row.get_by_label("Activity of Alice")
+    choice.select_option(label="Break")  # chosen, not yet set: the focus stays on it, as after a click
+    choice.focus()
+
+    center = current(app)
+    with app.app_context():
+        alice = find_worker("Alice", center.workspace_sid).sid
+    activity = center.activity_for("available")
+    workers.update_worker(get_router(app), center.workspace_sid, alice, activity_sid=activity)
+
+    expect(row.locator(".pill")).to_have_text("Available")
+    break_sid = page.locator("#agent-rows li", has_text="Alice").locator("option", has_text="Break").get_attribute("value")
+    expect(row.get_by_label("Activity of Alice")).to_have_value(break_sid)  # the choice is kept
+    assert tab.errors == []
+
+
+def test_a_long_name_without_spaces_wraps_on_a_phone(server, browser):
+    app, base = server
+    center = current(app)
+    name = "Maximilianaalexandrinakonstantinopouloswolfeschlegelsteinhause"  # 62 characters, the API allows 64
+    assert len(name) == 62
+    worker = workers.create_worker(get_router(app), center.workspace_sid, friendly_name=name,
+                                   attributes='{"products": ["support"]}')
+    with app.app_context():
+        create_user("max", PASSWORD, "agent", worker.sid)
+    for username in ("max", "sam"):
+        context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                                      has_touch=True)
+        tab = Page(context)
+        tab.sign_in(base, username)
+        overflow = tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, username
+        assert tab.errors == []
+        context.close()

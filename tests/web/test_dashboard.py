@@ -85,6 +85,17 @@ def test_dashboard_page_renders_the_numbers_recordings_and_chart(scenario, super
     assert "<svg" in page and "33%" in page
 
 
+def test_the_waiting_calls_list_says_how_many_more_wait_than_it_shows(scenario, supervisor, monkeypatch):
+    from callcenter.web import snapshots
+
+    monkeypatch.setattr(snapshots, "WAITING_CALLS_SHOWN", 2)
+    for _ in range(3):
+        scenario.dial(digits="1")  # sales: nobody is available
+    state = supervisor.json("/dashboard/state.json")
+    assert (state["totals"]["waiting"], len(state["waiting_calls"])) == (3, 2)
+    assert "… and 1 more (the 2 waiting longest are shown)" in supervisor.get("/dashboard").get_data(as_text=True)
+
+
 def test_recording_links_other_than_http_are_not_rendered(scenario, supervisor):
     caller = scenario.dial(digits="1")
     scenario.advance(120)

@@ -26,6 +26,16 @@ def test_waiting_call_links_to_why_it_waits_and_the_page_names_each_agents_reaso
     assert "selected_product == &#39;sales&#39;" in html or "selected_product == 'sales'" in html
 
 
+def test_attribute_values_read_as_written_not_as_json_escapes(scenario, supervisor):
+    from callcenter.routing import tasks
+
+    task = tasks.create_task(scenario.router, scenario.center.workspace_sid, workflow_sid=scenario.center.workflow_sid,
+                             task_channel="voice", attributes={"selected_product": "R&D O'Brien <b>"})
+    html = supervisor.get(f"/dashboard/tasks/{task.sid}/explanation").get_data(as_text=True)
+    assert "&#34;R&amp;D O&#39;Brien &lt;b&gt;&#34;" in html
+    assert "\\u0026" not in html and "\\u0027" not in html and "<b>" not in html
+
+
 def test_agent_explanation_lists_the_waiting_calls_they_could_take(scenario, supervisor):
     caller = scenario.dial(digits="1")
     alice = scenario.worker("Alice").sid

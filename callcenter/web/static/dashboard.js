@@ -7,7 +7,30 @@
   const percent = function (value) { return value === null || value === undefined ? "–" : value + "%"; };
   const text = function (id, value) { document.getElementById(id).textContent = value; };
 
+  // A duration that counts up between snapshots: `data-seconds` is its value when the snapshot was taken.
+  let renderedAt = Date.now();
+  const ticking = function (seconds, attrs) {
+    return CC.el("span", Object.assign({ "data-seconds": seconds === null || seconds === undefined ? "" : String(seconds),
+      text: CC.duration(seconds) }, attrs || {}));
+  };
+  function tick() {
+    const elapsed = (Date.now() - renderedAt) / 1000;
+    root.querySelectorAll("[data-seconds]").forEach(function (node) {
+      if (node.dataset.seconds !== "") node.textContent = CC.duration(Number(node.dataset.seconds) + elapsed);
+    });
+  }
+
+  function agentLine(agent) {
+    return CC.el("div", { className: "agent-line" }, [
+      CC.el("strong", { text: agent.name }),
+      CC.el("span", { className: "pill " + (agent.available ? "available" : "unavailable"), text: agent.activity }),
+      ticking(agent.seconds_in_activity, { className: "muted" }),
+      agent.task ? CC.el("span", { className: "task", text: agent.task.status + " · " + (agent.task.caller || agent.task.sid) + (agent.task.queue ? " · " + agent.task.queue : "") }) : null,
+    ]);
+  }
+
   function render(state) {
+    renderedAt = Date.now();
     text("total-waiting", state.totals.waiting);
     text("total-answered", state.totals.answered);
     text("total-abandoned", state.totals.abandoned);
@@ -16,9 +39,10 @@
     text("total-sl", percent(state.totals.service_level));
 
     document.getElementById("queue-rows").replaceChildren(...state.queues.map(function (queue) {
-      const cells = [queue.waiting, CC.duration(queue.longest_wait), queue.available_agents + " / " + queue.eligible_agents,
+      const cells = [queue.waiting, null, queue.available_agents + " / " + queue.eligible_agents,
         queue.answered, queue.abandoned, queue.missed, CC.duration(queue.average_speed_of_answer),
         percent(queue.service_level)].map(function (value, index) {
+        if (index === 1) return CC.el("td", { className: "num" }, [ticking(queue.longest_wait)]);
         return CC.el("td", { className: index === 0 ? "num waiting" : "num", text: String(value) });
       });
       return CC.el("tr", { "data-sid": queue.sid }, [CC.el("th", { scope: "row", text: queue.name }), ...cells,
@@ -29,14 +53,21 @@
     if (!state.waiting_calls.length) {
       waiting.replaceChildren(CC.el("li", { className: "muted", text: "Nobody is waiting." }));
     } else {
-      waiting.replaceChildren(...state.waiting_calls.map(function (call) {
+      const rows = state.waiting_calls.map(function (call) {
         return CC.el("li", { "data-sid": call.sid }, [
           CC.el("span", { className: "caller", text: call.caller || call.sid }),
-          CC.el("span", { className: "muted", text: " " + CC.duration(call.waited) + (call.queue ? " · " + call.queue : "") +
-            " · " + (call.status === "reserved" ? "ringing an agent" : "waiting") + " " }),
+          CC.el("span", { className: "muted" }, [document.createTextNode(" "), ticking(call.waited),
+            document.createTextNode((call.queue ? " · " + call.queue : "") + " · " +
+              (call.status === "reserved" ? "ringing an agent" : "waiting") + " ")]),
           CC.el("a", { href: url("taskWhyUrl", call.sid), text: "Why still waiting?" }),
         ]);
-      }));
+      });
+      const more = state.totals.waiting - state.waiting_calls.length;
+      if (more > 0) {
+        rows.push(CC.el("li", { className: "muted more", text: "… and " + more + " more (the " +
+          state.waiting_calls.length + " waiting longest are shown)" }));
+      }
+      waiting.replaceChildren(...rows);
     }
 
     // The chart is drawn by the server (numbers only): it replaces the old one whole.
@@ -65,15 +96,17 @@
     }
 
     const list = document.getElementById("agent-rows");
-    const focused = list.contains(document.activeElement) ? document.activeElement.closest("li") : null;
-    if (focused) return;  // a supervisor is choosing an activity: do not pull the form from under them
+    if (list.contains(document.activeElement)) {
+      // A supervisor is choosing an activity: the forms stay as they are, each agent's line is brought up to date.
+      const rows = new Map(Array.from(list.children).map(function (li) { return [li.dataset.sid, li]; }));
+      state.agents.forEach(function (agent) {
+        const row = rows.get(agent.sid);
+        if (row && row.querySelector(".agent-line")) row.replaceChild(agentLine(agent), row.querySelector(".agent-line"));
+      });
+      return;
+    }
     list.replaceChildren(...state.agents.map(function (agent) {
-      const line = CC.el("div", { className: "agent-line" }, [
-        CC.el("strong", { text: agent.name }),
-        CC.el("span", { className: "pill " + (agent.available ? "available" : "unavailable"), text: agent.activity }),
-        CC.el("span", { className: "muted", text: CC.duration(agent.seconds_in_activity) }),
-        agent.task ? CC.el("span", { className: "task", text: agent.task.status + " · " + (agent.task.caller || agent.task.sid) + (agent.task.queue ? " · " + agent.task.queue : "") }) : null,
-      ]);
+      const line = agentLine(agent);
       const select = CC.el("select", { name: "activity_sid", "aria-label": "Activity of " + agent.name },
         state.activities.map(function (activity) {
           return CC.el("option", { value: activity.sid, text: activity.name, selected: activity.sid === agent.activity_sid });
@@ -91,6 +124,7 @@
 
   }
 
+  setInterval(tick, 1000);
   CC.interceptForms(root, render);
   CC.follow(root.dataset.stateUrl, root.dataset.liveUrl, render);
 })();

@@ -51,32 +51,44 @@
   // Fetch the snapshot now, and again whenever the server says something changed (coalescing bursts).
   function follow(stateUrl, liveUrl, render) {
     const status = document.getElementById("live-status");
-    let running = false, again = false;
+    let running = false, again = false, stale = false, retry = null, retryDelay = 1000;
+    let source = null, delay = 1000;
+    function setStatus(text, isError) {
+      if (!status) return;
+      status.textContent = text;
+      status.classList.toggle("error", Boolean(isError));
+    }
     async function refresh() {
       if (running) { again = true; return; }
       running = true;
+      clearTimeout(retry);
       try {
         do {
           again = false;
           const response = await fetch(stateUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
           if (response.status === 401) { window.location.reload(); return; }
-          if (response.ok) render(await response.json());
+          if (!response.ok) throw new Error("The server answered " + response.status);
+          render(await response.json());
         } while (again);
+        if (stale) { stale = false; retryDelay = 1000; setStatus(source && source.readyState === EventSource.OPEN ? "Live" : "Reconnecting…"); }
       } catch (err) {
-        // offline for a moment: the next notice or reconnect fetches again
+        // The page now shows old figures: say so, and fetch again, waiting longer each time, until it works.
+        stale = true;
+        setStatus("Out of date: the server did not answer; trying again…", true);
+        retry = setTimeout(refresh, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 30000);
       } finally {
         running = false;
       }
     }
     // EventSource retries by itself after a dropped connection, but gives up for good after an HTTP
     // error (a 401 once signed out, a 502 during a deploy): then we open a new one, waiting longer each time.
-    let source = null, delay = 1000;
     function connect() {
       source = new EventSource(liveUrl);
-      source.addEventListener("open", function () { delay = 1000; if (status) status.textContent = "Live"; refresh(); });
+      source.addEventListener("open", function () { delay = 1000; if (!stale) setStatus("Live"); refresh(); });
       source.addEventListener("change", refresh);
       source.addEventListener("error", function () {
-        if (status) status.textContent = "Reconnecting…";
+        if (!stale) setStatus("Reconnecting…");
         if (source.readyState === EventSource.CLOSED) {
           refresh();  // signed out: this reloads to the sign-in page
           setTimeout(connect, delay);
