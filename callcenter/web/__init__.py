@@ -7,7 +7,9 @@ every state-changing fetch carries a CSRF token (Flask-WTF); an agent acts only 
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, g, jsonify, redirect, request, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, g, jsonify, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
 from callcenter.contact_center import NotLoaded, SpecError
@@ -28,20 +30,33 @@ def _protect() -> None:
     from .auth import load_user
 
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        csrf.protect()
+        try:
+            csrf.protect()
+        except CSRFError:
+            # A session that ended (signed out elsewhere, expired) takes its token with it: say "sign in", the
+            # cause, rather than "CSRF check failed". A signed-in user with a bad token is refused as before.
+            load_user()
+            if g.get("user") is None and request.endpoint != "auth.login":
+                abort(401)
+            raise
     load_user()
 
 
-def _error(status: int, message: str):
-    from .auth import wants_json
+def _error(status: int, message: str, code: int | None = None):
+    """JSON for the pages' fetches; for a browser's own navigation or plain form post, a page: the sign-in page
+    (then back to where the user was) when signed out, else the message with a way back to the form."""
+    from .auth import is_local_path, wants_json
 
-    if wants_json() or request.method != "GET":
-        return jsonify(error_body(status, message)), status
+    if wants_json():
+        return jsonify(error_body(status, message, code)), status
+    referrer = urlsplit(request.referrer or "")
+    back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    back = back if request.method != "GET" and referrer.netloc == request.host and is_local_path(back) else None
     if status == 401:
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("auth.login", next=back or request.full_path.rstrip("?")))
     from flask import render_template
 
-    return render_template("error.html", status=status, message=message), status
+    return render_template("error.html", status=status, message=message, back=back), status
 
 
 def guard(blueprint: Blueprint) -> None:
@@ -66,7 +81,7 @@ def guard(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(RoutingError)
     def routing_refused(err: RoutingError):
-        return jsonify(error_body(err.status, err.message, err.code)), err.status
+        return _error(err.status, err.message, err.code)
 
     for status, message in ((401, "Sign in first."), (403, "You may not do that."),
                             (404, "Not found."), (405, "Method not allowed.")):

@@ -181,8 +181,10 @@ def test_dashboard_durations_count_up_between_snapshots(server, browser):
     context = browser.new_context()
     tab = Page(context)
     tab.page.clock.install()  # the page's timers and Date run on a clock the test moves
-    tab.sign_in(base, "sam")
     create_call_task(app, "support")  # nobody is available: the caller waits
+    tab.sign_in(base, "sam")
+    # The snapshot the open stream asks for is shown: no fetch is in flight when time jumps.
+    expect(tab.page.locator("#dashboard")).to_have_attribute("data-snapshot-at", re.compile(r"\d{4}-"))
     waited = tab.page.locator("#waiting-calls li [data-seconds]")
     expect(waited).to_have_text(re.compile(r"0:0\d"))
     longest = tab.page.locator("#queue-rows tr", has_text="Support").locator("[data-seconds]")

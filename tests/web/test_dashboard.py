@@ -188,6 +188,31 @@ def test_agent_attributes_are_checked_and_change_queue_membership(scenario, supe
     assert queue_row(supervisor.json("/dashboard/state.json"), "Sales")["eligible_agents"] == 3
 
 
+def test_a_form_saved_after_the_session_ended_leads_to_sign_in_and_back_to_the_form(scenario, supervisor):
+    bob = scenario.worker("Bob").sid
+    edit = f"/dashboard/agents/{bob}/edit"
+    token = supervisor.page_token(edit)
+    supervisor.client.post("/logout/everywhere", data={"csrf_token": token})
+
+    saved = supervisor.client.post(edit, data={"attributes": "{}", "csrf_token": token},
+                                   headers={"Referer": f"http://localhost{edit}"})
+
+    assert saved.status_code == 302
+    assert saved.headers["Location"].endswith(f"/login?next={edit}")
+
+
+def test_a_plain_form_refused_shows_a_page_with_the_way_back_not_json(scenario, supervisor):
+    bob = scenario.worker("Bob").sid
+    edit = f"/dashboard/agents/{bob}/edit"
+    refused = supervisor.client.post(edit, data={"attributes": "{}", "csrf_token": "stale"},
+                                     headers={"Referer": f"http://localhost{edit}"})
+    assert refused.status_code == 400 and refused.mimetype == "text/html"
+    page = refused.get_data(as_text=True)
+    assert "CSRF check failed" in page and "Nothing was changed" in page and f'href="{edit}"' in page
+    fetched = supervisor.post(edit, {"attributes": "{}"}, token="stale")  # the page's own fetch: JSON, as before
+    assert fetched.status_code == 400 and fetched.get_json()["code"] == 20001
+
+
 def test_editing_forms_need_a_supervisor(scenario, alice):
     support = scenario.center.queue_sids["Support"]
     assert alice.get(f"/dashboard/queues/{support}/edit").status_code == 403

@@ -31,6 +31,7 @@
 
   function render(state) {
     renderedAt = Date.now();
+    root.dataset.snapshotAt = state.now;  // the server's time of the figures shown
     text("total-waiting", state.totals.waiting);
     text("total-answered", state.totals.answered);
     text("total-abandoned", state.totals.abandoned);
