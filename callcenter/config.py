@@ -65,6 +65,8 @@ def load_config() -> dict[str, Any]:
         # Live updates: open streams per user and process (each holds a thread), and how long one lasts.
         "LIVE_STREAMS_PER_USER": int(os.environ.get("LIVE_STREAMS_PER_USER", "4")),
         "LIVE_STREAM_SECONDS": float(os.environ.get("LIVE_STREAM_SECONDS", "300")),
+        # An agent's page hears of callers entering or leaving their queues at most this often.
+        "LIVE_QUEUE_NOTICE_SECONDS": float(os.environ.get("LIVE_QUEUE_NOTICE_SECONDS", "5")),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
         # Set by `python app.py` when no Twilio credentials are configured: the phone simulator plays Twilio

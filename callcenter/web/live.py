@@ -247,6 +247,20 @@ def _concerns(notice: dict[str, Any], workspace_sid: str, worker_sid: str | None
     return worker_sid is None or any(event[2] == worker_sid for event in notice.get("events", []))
 
 
+def _about_queues(notice: dict[str, Any], workspace_sid: str, queue_sids: set[str]) -> bool:
+    """A task entered or left one of these queues (an agent's "callers waiting in your queues")."""
+    return notice.get("ws") == workspace_sid and any(
+        event[4] in queue_sids and event[0].startswith(("task-queue.", "task.")) for event in notice.get("events", []))
+
+
+def _member_queues(worker_sid: str) -> set[str]:
+    from callcenter.routing.models import TaskQueueMember
+
+    with get_router(current_app).read() as session:
+        return set(session.scalars(select(TaskQueueMember.task_queue_sid)
+                                   .where(TaskQueueMember.worker_sid == worker_sid)))
+
+
 @bp.get("/live")
 @login_required()
 def stream():
@@ -275,23 +289,51 @@ def stream():
         return refused
     clock = get_router(current_app).clock
     ends = clock.now() + lifetime
+    # An agent's page counts the callers waiting in their queues: it hears of those queues' tasks too, at most
+    # once per this many seconds (a busy center would otherwise make every console re-fetch on every call).
+    queue_interval = float(current_app.config.get("LIVE_QUEUE_NOTICE_SECONDS", 5))
+    queues = _member_queues(worker_sid) if worker_sid is not None else set()
+    app = current_app._get_current_object()
+
+    def change(notice: dict[str, Any]) -> str:
+        if worker_sid is not None:  # event types only: no other agent's sids reach an agent's page
+            notice = {**notice, "events": [e[:1] for e in notice.get("events", [])]}
+        return f"event: change\ndata: {json.dumps(notice, separators=(',', ':'))}\n\n"
 
     def events():
+        nonlocal queues
+        held: dict[str, Any] | None = None  # a queue notice waiting for its interval to pass
+        next_queue_notice = 0.0  # time.monotonic()
         try:
             yield "retry: 2000\n: connected\n\n"
             while not subscription.ended:
                 remaining = (ends - clock.now()).total_seconds()
                 if remaining <= 0:
                     break
-                notice = subscription.get(timeout=min(heartbeat, remaining))
+                wait = min(heartbeat, remaining)
+                if held is not None:
+                    wait = max(0.0, min(wait, next_queue_notice - time.monotonic()))
+                notice = subscription.get(timeout=wait)
                 if subscription.ended or clock.now() >= ends:
                     break
                 if notice is None:
-                    yield ": keep-alive\n\n"
+                    if held is not None and time.monotonic() >= next_queue_notice:
+                        yield change(held)
+                        held, next_queue_notice = None, time.monotonic() + queue_interval
+                    else:
+                        yield ": keep-alive\n\n"
                 elif _concerns(notice, workspace_sid, worker_sid):
-                    if worker_sid is not None:
-                        notice = {**notice, "events": [e[:1] for e in notice.get("events", [])]}
-                    yield f"event: change\ndata: {json.dumps(notice, separators=(',', ':'))}\n\n"
+                    if worker_sid is not None and not notice.get("reconnected"):  # their attributes, so queues, may change
+                        with app.app_context():
+                            queues = _member_queues(worker_sid)
+                        held, next_queue_notice = None, time.monotonic() + queue_interval  # the page re-fetches all
+                    yield change(notice)
+                elif worker_sid is not None and _about_queues(notice, workspace_sid, queues):
+                    if held is None and time.monotonic() >= next_queue_notice:
+                        yield change(notice)
+                        next_queue_notice = time.monotonic() + queue_interval
+                    else:
+                        held = notice
         finally:
             subscription.close()
 

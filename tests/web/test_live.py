@@ -85,6 +85,46 @@ def test_stream_tells_an_agent_about_their_own_offer_with_event_types_only(scena
         response.close()
 
 
+def next_chunk(stream) -> str:
+    chunk = next(stream)
+    return chunk.decode() if isinstance(chunk, bytes) else chunk
+
+
+def test_an_agent_hears_of_callers_entering_their_queues_at_most_once_per_interval(scenario, alice):
+    """The console's "callers waiting in your queues": a task entering Alice's queue reaches her page (event
+    types only); a burst is one notice per LIVE_QUEUE_NOTICE_SECONDS, and other queues' tasks none."""
+    alice.app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5
+    alice.app.config["LIVE_QUEUE_NOTICE_SECONDS"] = 3600
+    response, stream = open_stream(alice)  # Alice is Offline, in the Sales queue
+    try:
+        wait_until_listening(alice.app)
+        scenario.dial(digits="1")  # sales
+        notice = next_change(stream)
+        assert ["task-queue.entered"] in notice["events"]
+        assert all(len(event) == 1 for event in notice["events"])
+        assert alice.json("/agent/state.json")["waiting_in_my_queues"] == 1
+
+        scenario.dial(digits="1")  # within the interval: held back
+        scenario.dial(digits="2")  # support: not Alice's queue
+        assert next_chunk(stream).startswith(": keep-alive")
+    finally:
+        response.close()
+
+
+def test_a_held_queue_notice_is_sent_when_its_interval_is_over(scenario, alice):
+    alice.app.config["LIVE_HEARTBEAT_SECONDS"] = 30
+    alice.app.config["LIVE_QUEUE_NOTICE_SECONDS"] = 0.2
+    response, stream = open_stream(alice)
+    try:
+        wait_until_listening(alice.app)
+        scenario.dial(digits="1")
+        next_change(stream)
+        scenario.dial(digits="1")  # held, then sent once 0.2 s have passed: long before the 30 s keep-alive
+        assert ["task-queue.entered"] in next_change(stream, limit=1)["events"]
+    finally:
+        response.close()
+
+
 def test_agents_hear_only_about_their_own_worker():
     ws, alice, bob = "WS1", "WK-alice", "WK-bob"
     about_bob = {"ws": ws, "events": [["worker.activity.update", None, bob, None, None]]}
