@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .models import Reservation, Task, Timer
 from .router import Router, Tx
@@ -53,13 +54,18 @@ def fire_due_timers(router: Router, limit: int = 500) -> int:
                     observe(kind, (tx.now - due_at).total_seconds())
                 except Exception:  # metrics must never make a fired timer look failed
                     log.exception("timer observer failed")
-        except Exception:
-            # A timer that cannot fire must not block the others; it is logged with its subject, and tried again later.
+        except Exception as err:
+            # A timer that cannot fire must not block the others; it is logged with its subject. The database's own
+            # trouble (locked, connection lost) passes: the timer stays due for the next sweep. Anything else would
+            # fail again: the timer is tried again later, behind the others.
+            transient = isinstance(err, (OperationalError, InterfaceError))
             field = {"WR": "reservation_sid", "WT": "task_sid", "CA": "call_sid"}.get(subject_sid[:2], "subject_sid")
-            log.exception("timer %s for %s failed; trying again in %d s", kind, subject_sid,
-                          RETRY_FAILED_AFTER.total_seconds(),
+            log.exception("timer %s for %s failed; %s", kind, subject_sid,
+                          "trying again at the next sweep" if transient else
+                          f"trying again in {RETRY_FAILED_AFTER.total_seconds():.0f} s",
                           extra={"workspace_sid": workspace_sid, field: subject_sid})  # sids for JSON logs
-            _retry_later(router, workspace_sid, (timer_id, kind, subject_sid, due_at))
+            if not transient:
+                _retry_later(router, workspace_sid, (timer_id, kind, subject_sid, due_at))
     return fired
 
 

@@ -423,7 +423,7 @@ def tell_agent_how_to_come_back(center: ContactCenter, worker: Worker | None) ->
              "again.")
 
 
-def caller_gone(center: ContactCenter, task_sid: str, worker_available: bool = True) -> None:
+def caller_gone(center: ContactCenter, task_sid: str) -> None:
     """The agent accepted but the caller had already hung up: finish the task, free the agent."""
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
@@ -432,11 +432,7 @@ def caller_gone(center: ContactCenter, task_sid: str, worker_available: bool = T
             call.outcome, call.date_ended = "abandoned", call.date_ended or tx.now
         if task is None or task.assignment_status not in ("assigned", "wrapping"):
             return
-        reservation = active_reservation(tx, task)
-        complete_task_in(tx, task, "caller hung up before the agent answered")
-        if reservation is not None and worker_available:
-            worker = tx.session.get(Worker, reservation.worker_sid)
-            set_activity(tx, worker, tx.activity(center.activity_for("available")))
+        _finish_unconnected(tx, center, task, "caller hung up before the agent answered")
 
 
 def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None = None) -> None:

@@ -95,6 +95,24 @@ def test_a_failing_timer_is_put_off_and_holds_back_no_other_timer(center, monkey
     assert broken_due(center) == [center.clock.now() + timedelta(seconds=60)] * 3
 
 
+def test_a_timer_failing_on_the_databases_own_trouble_stays_due_for_the_next_sweep(center, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from callcenter.routing import timers
+
+    def locked(tx, subject_sid):
+        raise OperationalError("UPDATE tasks ...", {}, Exception("database is locked"))
+
+    monkeypatch.setitem(timers.HANDLERS, "broken", locked)
+    staffed(center)
+    with center.router.transaction(center.ws) as tx:
+        tx.schedule("broken", "XX" + "0" * 32, tx.now)
+    due = broken_due(center)
+    center.clock.advance(1)
+    assert center.router.run_due_timers() == 0
+    assert broken_due(center) == due  # not put off: tried again at the next sweep
+
+
 def broken_due(center):
     from sqlalchemy import select
 
