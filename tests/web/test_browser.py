@@ -263,3 +263,39 @@ def test_a_long_name_without_spaces_wraps_on_a_phone(server, browser):
         assert overflow <= 0, username
         assert tab.errors == []
         context.close()
+
+
+def test_a_keyboard_user_keeps_their_place_after_setting_an_agents_activity(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    tab.sign_in(base, "sam")
+    row = page.locator("#agent-rows li", has_text="Bob")
+    row.get_by_label("Activity of Bob").select_option(label="Break")
+    row.get_by_role("button", name="Set").focus()
+    page.keyboard.press("Enter")
+
+    expect(row.locator(".pill")).to_have_text("Break")
+    focused = page.evaluate("[document.activeElement.textContent, document.activeElement.closest('li').innerText]")
+    assert focused[0] == "Set" and "Bob" in focused[1]
+    page.keyboard.press("Tab")  # on to the next control of Bob's row, not back to the top of the page
+    assert page.evaluate("document.activeElement.textContent") == "Edit"
+    assert tab.errors == []
+
+
+def test_the_agent_console_keeps_the_focus_in_place_when_a_live_update_redraws_it(server, browser):
+    app, base = server
+    tab = Page(browser.new_context())
+    page = tab.page
+    tab.sign_in(base, "alice")
+    page.locator("#activities").get_by_role("button", name="Break").focus()
+
+    create_call_task(app, "sales")  # Alice is Offline: her "callers waiting" count changes, and the page redraws
+    expect(page.locator("#waiting")).to_have_text("1")
+
+    assert page.evaluate("[document.activeElement.textContent, !!document.activeElement.closest('#activities')]") == [
+        "Break", True]
+    page.keyboard.press("Enter")  # a button chosen from the keyboard: its button is now disabled, the focus stays near
+    expect(page.locator("#activity-name")).to_have_text("Break")
+    assert page.evaluate("!!document.activeElement.closest('#activities')")
+    assert tab.errors == []

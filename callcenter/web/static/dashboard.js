@@ -100,9 +100,13 @@
     if (list.contains(document.activeElement)) {
       // A supervisor is choosing an activity: the forms stay as they are, each agent's line is brought up to date.
       const rows = new Map(Array.from(list.children).map(function (li) { return [li.dataset.sid, li]; }));
+      const focused = document.activeElement.closest("li");
       state.agents.forEach(function (agent) {
         const row = rows.get(agent.sid);
-        if (row && row.querySelector(".agent-line")) row.replaceChild(agentLine(agent), row.querySelector(".agent-line"));
+        if (!row || !row.querySelector(".agent-line")) return;
+        row.replaceChild(agentLine(agent), row.querySelector(".agent-line"));
+        const select = row.querySelector("select");
+        if (row !== focused && select) select.value = agent.activity_sid;  // only the row in hand keeps its choice
       });
       return;
     }

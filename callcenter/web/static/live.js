@@ -27,29 +27,57 @@
     return body;
   }
 
+  // A redraw replaces the page's forms and buttons: give the focus back to the same control (the same label in
+  // the same row), so that a keyboard user goes on where they were.
+  function keepingFocus(render) {
+    return function (state) {
+      const active = document.activeElement;
+      if (!active || active === document.body) { render(state); return; }
+      const row = active.closest("[data-sid]");
+      const box = active.closest("[id]");
+      const label = active.getAttribute("aria-label") || active.textContent.trim();
+      render(state);
+      if (document.contains(active)) return;
+      const scope = (row && document.querySelector('[data-sid="' + CSS.escape(row.dataset.sid) + '"]')) ||
+        (box && document.getElementById(box.id)) || document;
+      const usable = function (node) { return !node.disabled && !node.hidden && node.type !== "hidden"; };
+      // The same control if it is still there and usable (a chosen activity's button is disabled), else the
+      // first usable control of its row or box.
+      const match = Array.from(scope.querySelectorAll(active.tagName)).find(function (node) {
+        return (node.getAttribute("aria-label") || node.textContent.trim()) === label && usable(node);
+      }) || Array.from(scope.querySelectorAll("button, select, a[href], input")).find(usable);
+      if (match) match.focus();
+    };
+  }
+
   // Forms inside `root` go through fetch; `render` gets the snapshot each answers with.
   function interceptForms(root, render) {
+    render = keepingFocus(render);
     root.addEventListener("submit", async function (event) {
       const form = event.target.closest("form.action");
       if (!form) return;
       event.preventDefault();
       const buttons = form.querySelectorAll("button");
+      const focused = document.activeElement;  // disabling a focused button drops the focus: it is given back
+      const enable = function () {
+        buttons.forEach(function (b) { b.disabled = false; });
+        if (focused && document.contains(focused) && document.activeElement === document.body) focused.focus();
+      };
       buttons.forEach(function (b) { b.disabled = true; });
       try {
         const state = await post(form);
-        // Done with this form: let the page redraw it (a focused form is left alone while re-rendering).
-        if (document.activeElement && form.contains(document.activeElement)) document.activeElement.blur();
-        buttons.forEach(function (b) { b.disabled = false; });
+        enable();
         if (state) { render(state); showMessage(state.message, false); }
       } catch (err) {
+        enable();
         showMessage(err.message, true);
-        buttons.forEach(function (b) { b.disabled = false; });
       }
     });
   }
 
   // Fetch the snapshot now, and again whenever the server says something changed (coalescing bursts).
   function follow(stateUrl, liveUrl, render) {
+    render = keepingFocus(render);
     const status = document.getElementById("live-status");
     let running = false, again = false, stale = false, retry = null, retryDelay = 1000;
     let source = null, delay = 1000;
