@@ -67,12 +67,46 @@ class CallInfo:
     status: str
 
 
+@dataclass(frozen=True)
+class Media:
+    content_type: str
+    body: bytes
+
+
 class Telephony:
     def __init__(self, account_sid: str, auth_token: str, base_url: str = TWILIO_API) -> None:
         http_client = _RebasedHttpClient(base_url) if base_url.rstrip("/") != TWILIO_API else TwilioHttpClient(
             timeout=TIMEOUT_SECONDS)
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.account_sid = account_sid
+        self._auth = (account_sid, auth_token)
+        self._base_url = base_url.rstrip("/")
+
+    # -- recordings -----------------------------------------------------------------------------------
+    def fetch_recording(self, url: str) -> Media:
+        """The audio at a recording URL of this account (Twilio may require the account's credentials for it).
+
+        Only URLs of this account's recordings, on Twilio's API host (or the configured stand-in's), are fetched:
+        the URL comes from a webhook, and the request carries the auth token.
+        """
+        prefix = f"/2010-04-01/Accounts/{self.account_sid}/Recordings/"
+        for host in {TWILIO_API, self._base_url}:
+            if url.startswith(host + prefix) and url[len(host + prefix):].isalnum():
+                break
+        else:
+            raise TelephonyError(f"{url} is not a recording of account {self.account_sid}", code=20404, status=404)
+        target = self._base_url + url[len(host):]
+        try:
+            reply = requests.get(target, auth=self._auth, timeout=TIMEOUT_SECONDS)
+        except requests.RequestException as err:
+            cls = TelephonyUnreachable if _never_sent(err) else TelephonyUnavailable
+            raise cls(f"Twilio is unreachable: {err}") from err
+        if reply.status_code >= 500:
+            raise TelephonyUnavailable(f"Twilio failed to send the recording (HTTP {reply.status_code})",
+                                       status=reply.status_code)
+        if reply.status_code != 200:
+            raise TelephonyError(f"Twilio refused the recording (HTTP {reply.status_code})", status=reply.status_code)
+        return Media(reply.headers.get("Content-Type", "audio/x-wav"), reply.content)
 
     # -- calls ----------------------------------------------------------------------------------------
     def ring(self, *, to: str, from_: str, url: str, status_callback: str, timeout: int) -> CallInfo:

@@ -63,6 +63,7 @@ class Simulator:
         self.conferences: dict = {}
         self.phones: dict[str, Phone] = {}
         self.messages: dict = {}
+        self.recordings: dict[str, dict] = {}  # RE sid -> {"call_sid", "seconds"}: served as silence of that length
         self.numbers: dict[str, IncomingNumber] = {}
         self.requests: list[dict] = []  # REST requests received
         self.errors: list[dict] = []

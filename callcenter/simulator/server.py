@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from callcenter.simulator import wire
 from callcenter.simulator.carrier import Simulator
@@ -70,6 +70,18 @@ def rest_app(sim: Simulator) -> Flask:
                              view_func=view, methods=methods)
             return view
         return register
+
+    # -- Recordings: the media at the RecordingUrl (WAV, as Twilio serves it without an extension) ---------
+
+    def recording_media(account_sid, sid):
+        recording = sim.recordings.get(sid)
+        if recording is None:
+            raise not_found()
+        return Response(silent_wav(recording["seconds"]), mimetype="audio/x-wav")
+
+    for suffix in ("", ".wav"):
+        app.add_url_rule(f"/2010-04-01/Accounts/<account_sid>/Recordings/<sid>{suffix}",
+                         endpoint=f"recording_media{suffix}", view_func=recording_media, methods=["GET"])
 
     # -- Calls -------------------------------------------------------------------------------------
 
@@ -302,3 +314,17 @@ def _max_size(value: str) -> int:
     if not 1 <= size <= 5000:
         raise RestError(400, 20001, "MaxSize must be between 1 and 5000")
     return size
+
+
+def silent_wav(seconds: int) -> bytes:
+    """A WAV file of `seconds` of silence (8 kHz, 8-bit mono, as a phone line records): the simulator's voicemail."""
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(1)
+        audio.setframerate(8000)
+        audio.writeframes(b"\x80" * 8000 * max(0, min(seconds, 3600)))
+    return buffer.getvalue()

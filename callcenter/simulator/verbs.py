@@ -146,6 +146,7 @@ def record(sim, call: Call, verb: ET.Element, document: twiml.Document) -> Progr
     recording_url = f"{sim.api_base_url}/2010-04-01/Accounts/{sim.account_sid}/Recordings/{recording_sid}"
     recording = {"RecordingUrl": recording_url, "RecordingSid": recording_sid, "RecordingDuration": str(int(seconds))}
     call.outcome = "voicemail"
+    sim.recordings[recording_sid] = {"call_sid": call.sid, "seconds": int(seconds)}
     sim.record(call, "recording", text=party.voicemail_text, **recording)
     transcribe_callback = document.resolve(twiml.attr(verb, "transcribeCallback"))
     if transcribe_callback or twiml.flag(verb, "transcribe", False):

@@ -45,6 +45,27 @@ def dashboard_state():
     return jsonify(_snapshot())
 
 
+@bp.get("/dashboard/calls/<call_sid>/voicemail")
+@login_required("supervisor")
+def voicemail(call_sid: str):
+    """A missed call's voicemail, fetched from Twilio with the account's credentials (Twilio can require them for
+    recordings): a supervisor listens without a Twilio login. Only this account's recordings are fetched."""
+    from callcenter.telephony import TelephonyError, get_telephony
+    from callcenter.voice.models import Call
+
+    with get_router().read() as session:
+        call = session.get(Call, call_sid)
+    if call is None or call.workspace_sid != _center().workspace_sid or not call.recording_url:
+        abort(404)
+    try:
+        media = get_telephony().fetch_recording(call.recording_url)
+    except TelephonyError as err:
+        current_app.logger.warning("voicemail of %s not fetched: %s", call_sid, err)
+        return render_template("error.html", status=502, message=f"The voicemail could not be fetched: {err}"), 502
+    return current_app.response_class(media.body, mimetype=media.content_type, headers={
+        "Cache-Control": "private, max-age=300", "Content-Disposition": f'inline; filename="voicemail-{call_sid}.wav"'})
+
+
 @bp.post("/dashboard/agents/<worker_sid>/activity")
 @login_required("supervisor")
 def set_agent_activity(worker_sid: str):

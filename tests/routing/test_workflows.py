@@ -506,7 +506,7 @@ def test_a_filter_added_above_a_waiting_task_does_not_move_it_into_that_filter(c
 
 
 def test_a_filter_removed_above_a_waiting_task_does_not_cancel_it_at_its_timeout(center):
-    support, sales, (support_q, everyone_q, *_) = _support_and_sales(center)
+    support, sales, (_support_q, everyone_q, *_) = _support_and_sales(center)
     workflow = center.workflow(filters=[sales, support])
     task = center.task({"type": "support"})
     workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(support))
@@ -527,7 +527,7 @@ def test_a_reordered_workflow_keeps_a_waiting_task_and_its_offer_where_they_are(
 
 
 def test_a_task_whose_step_is_gone_stays_put_until_the_step_ends_then_follows_the_new_configuration(center):
-    support, sales, (support_q, everyone_q, sales_q, _) = _support_and_sales(center)
+    support, _sales, (support_q, _everyone_q, sales_q, _) = _support_and_sales(center)
     workflow = center.workflow(filters=[support])
     task = center.task({"type": "support"})
     center.advance(4)

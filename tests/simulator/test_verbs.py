@@ -97,6 +97,26 @@ def test_record_posts_the_recording_and_the_transcription(sim, phone_app):
     assert call.outcome == "voicemail" and call.status == "completed"
 
 
+def test_a_recording_is_served_at_its_url_with_the_accounts_credentials(twilio, sim, phone_app):
+    import io
+    import wave
+
+    from tests.simulator.conftest import ACCOUNT_SID, AUTH_TOKEN
+
+    phone_app.on("/voice/incoming", twiml('<Record action="/voice/recorded" maxLength="30"/>'))
+    sim.place_call(Caller("+15551230001", voicemail=True, voicemail_seconds=9))
+    sim.run_until_idle()
+    [recorded] = phone_app.requests_to("/voice/recorded")
+    path = recorded["RecordingUrl"].split("://", 1)[1].split("/", 1)[1]
+    rest = twilio.test_client()
+    assert rest.get(f"/{path}").status_code == 401  # Twilio can require the account's credentials for media
+    media = rest.get(f"/{path}", auth=(ACCOUNT_SID, AUTH_TOKEN))
+    assert media.status_code == 200 and media.mimetype == "audio/x-wav"
+    with wave.open(io.BytesIO(media.data)) as audio:
+        assert audio.getnframes() / audio.getframerate() == 9
+    assert rest.get(f"/{path[:-4]}0000", auth=(ACCOUNT_SID, AUTH_TOKEN)).status_code == 404
+
+
 def test_caller_without_voicemail_hangs_up_at_the_record_prompt(sim, phone_app):
     phone_app.on("/voice/incoming", twiml('<Record action="/voice/recorded"/>'))
     call = sim.place_call(Caller("+15551230001", voicemail=False))

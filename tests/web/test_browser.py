@@ -266,7 +266,7 @@ def test_a_long_name_without_spaces_wraps_on_a_phone(server, browser):
 
 
 def test_a_keyboard_user_keeps_their_place_after_setting_an_agents_activity(server, browser):
-    app, base = server
+    _app, base = server
     tab = Page(browser.new_context())
     page = tab.page
     tab.sign_in(base, "sam")

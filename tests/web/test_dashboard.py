@@ -4,6 +4,7 @@ queues and the workflow."""
 from __future__ import annotations
 
 import json
+import re
 
 from callcenter.routing.models import TaskQueue, Worker, Workflow
 from callcenter.voice.models import Call
@@ -81,7 +82,7 @@ def test_dashboard_page_renders_the_numbers_recordings_and_chart(scenario, super
 
     page = supervisor.get("/dashboard").get_data(as_text=True)
 
-    assert 'href="https://api.twilio.com/RE1"' in page and "Please call me back" in page
+    assert re.search(r'href="/dashboard/calls/CA\w+/voicemail"', page) and "Please call me back" in page
     assert "<svg" in page and "33%" in page
 
 
@@ -94,6 +95,44 @@ def test_the_waiting_calls_list_says_how_many_more_wait_than_it_shows(scenario, 
     state = supervisor.json("/dashboard/state.json")
     assert (state["totals"]["waiting"], len(state["waiting_calls"])) == (3, 2)
     assert "… and 1 more (the 2 waiting longest are shown)" in supervisor.get("/dashboard").get_data(as_text=True)
+
+
+def test_a_voicemail_is_fetched_from_twilio_with_the_accounts_credentials_for_supervisors_only(
+        scenario, supervisor, alice, rest):
+    import base64
+
+    import responses
+
+    from tests.support import ACCOUNT_SID, AUTH_TOKEN, TWILIO_API
+
+    caller = scenario.dial(digits="1")
+    scenario.advance(120)  # nobody answered: a missed call
+    recording = f"{TWILIO_API}/Recordings/RE{'5' * 32}"
+    with scenario.router.transaction(scenario.center.workspace_sid) as tx:
+        tx.session.get(Call, caller).recording_url = recording
+    rest.mock.add(responses.GET, recording, body=b"RIFF-audio", content_type="audio/x-wav")
+
+    page = supervisor.get("/dashboard").get_data(as_text=True)
+    assert f'href="/dashboard/calls/{caller}/voicemail"' in page and recording not in page
+    media = supervisor.get(f"/dashboard/calls/{caller}/voicemail")
+
+    assert media.status_code == 200 and media.mimetype == "audio/x-wav" and media.data == b"RIFF-audio"
+    [fetch] = [call.request for call in rest.mock.calls if call.request.url == recording]
+    assert fetch.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert alice.get(f"/dashboard/calls/{caller}/voicemail").status_code == 403
+    assert supervisor.get(f"/dashboard/calls/CA{'0' * 32}/voicemail").status_code == 404
+
+
+def test_a_recording_url_elsewhere_than_this_accounts_recordings_is_never_fetched(scenario, supervisor, rest):
+    caller = scenario.dial(digits="1")
+    scenario.advance(120)
+    with scenario.router.transaction(scenario.center.workspace_sid) as tx:
+        tx.session.get(Call, caller).recording_url = "https://internal.example/admin"
+
+    answer = supervisor.get(f"/dashboard/calls/{caller}/voicemail")
+
+    assert answer.status_code == 502 and "not a recording of account" in answer.get_data(as_text=True)
+    assert not [call for call in rest.mock.calls if "internal.example" in call.request.url]
 
 
 def test_recording_links_other_than_http_are_not_rendered(scenario, supervisor):

@@ -80,7 +80,7 @@
     } else {
       missed.replaceChildren(...state.missed_calls.map(function (call) {
         const link = /^https?:\/\//.test(call.recording_url || "")
-          ? CC.el("a", { href: call.recording_url, rel: "noopener noreferrer", target: "_blank",
+          ? CC.el("a", { href: url("voicemailUrl", call.call_sid), target: "_blank",
               text: "Voicemail" + (call.recording_duration ? " (" + call.recording_duration + " s)" : "") })
           : CC.el("span", { className: "muted", text: "no voicemail" });
         return CC.el("li", {}, [
