@@ -47,19 +47,15 @@ def test_event_retention_days_reach_the_engine(sqlite_url, monkeypatch):
         app.extensions["router"].dispose()
 
 
-def test_a_bad_event_retention_stops_the_app_before_it_touches_the_database(tmp_path):
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("EVENT_RETENTION_DAYS", "a month", r"EVENT_RETENTION_DAYS must be a whole number of days"),
+    ("CALL_RETENTION_DAYS", "90d", r"CALL_RETENTION_DAYS must be a whole number of days \(0 keeps call records"),
+    ("CALLBACK_BLOCKED_NETWORKS", "private,10.0.0.0/33", r"CALLBACK_BLOCKED_NETWORKS: '10\.0\.0\.0/33' is not a network"),
+])
+def test_a_bad_setting_stops_the_app_before_it_touches_the_database(tmp_path, setting, value, message):
     url = f"sqlite:///{tmp_path}/never.db"
-    with pytest.raises(ValueError, match="EVENT_RETENTION_DAYS must be a whole number of days"):
-        create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True,
-                    "EVENT_RETENTION_DAYS": "a month"})
-    assert not (tmp_path / "never.db").exists()
-
-
-def test_a_bad_call_retention_stops_the_app_before_it_touches_the_database(tmp_path):
-    url = f"sqlite:///{tmp_path}/never.db"
-    with pytest.raises(ValueError, match=r"CALL_RETENTION_DAYS must be a whole number of days \(0 keeps call records"):
-        create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True,
-                    "CALL_RETENTION_DAYS": "90d"})
+    with pytest.raises(ValueError, match=message):
+        create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True, setting: value})
     assert not (tmp_path / "never.db").exists()
 
 

@@ -88,6 +88,16 @@ class Page:
             expect(self.page.locator("#dashboard")).to_have_attribute("data-snapshot-at", re.compile(r"\d{4}-"))
 
 
+def signed_in(browser, server, username: str, *, fake_clock: bool = False, **context) -> Page:
+    """A new tab signed in as `username`, its live stream open; with `fake_clock`, the page's timers and Date run
+    on a clock the test moves (`tab.page.clock`)."""
+    tab = Page(browser.new_context(**context))
+    if fake_clock:
+        tab.page.clock.install()
+    tab.sign_in(server[1], username)
+    return tab
+
+
 def create_call_task(app, product: str):
     center = current(app)
     return tasks.create_task(get_router(app), center.workspace_sid, workflow_sid=center.workflow_sid,
@@ -95,10 +105,9 @@ def create_call_task(app, product: str):
 
 
 def test_agent_goes_available_sees_an_offer_live_accepts_it_and_wraps_up(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
+    app = server[0]
+    tab = signed_in(browser, server, "alice")
     page = tab.page
-    tab.sign_in(base, "alice")
     expect(page.locator("#activity-name")).to_have_text("Offline")
 
     page.get_by_role("button", name="Available", exact=True).click()
@@ -126,10 +135,9 @@ def test_agent_goes_available_sees_an_offer_live_accepts_it_and_wraps_up(server,
 
 
 def test_supervisor_watches_the_waiting_count_change_live(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
+    app = server[0]
+    tab = signed_in(browser, server, "sam")
     page = tab.page
-    tab.sign_in(base, "sam")
     waiting = page.locator("#total-waiting")
     support_waiting = page.locator("#queue-rows tr", has_text="Support").locator("td.waiting")
     expect(waiting).to_have_text("0")
@@ -144,9 +152,8 @@ def test_supervisor_watches_the_waiting_count_change_live(server, browser):
 
 
 def test_a_missed_call_reaches_the_open_dashboard_with_its_local_time(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
-    tab.sign_in(base, "sam")
+    app = server[0]
+    tab = signed_in(browser, server, "sam")
     expect(tab.page.locator("#missed-calls")).to_have_text("No missed calls today.")
 
     router, workspace = get_router(app), current(app).workspace_sid
@@ -166,26 +173,25 @@ def test_a_missed_call_reaches_the_open_dashboard_with_its_local_time(server, br
 
 @pytest.mark.parametrize("username, path", [("alice", "/agent"), ("sam", "/dashboard")])
 def test_pages_fit_a_phone_screen_without_horizontal_scrolling(server, browser, username, path):
-    app, base = server
-    create_call_task(app, "support")
-    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
-    tab = Page(context)
-    tab.sign_in(base, username)
+    create_call_task(server[0], "support")
+    tab = signed_in(browser, server, username, **PHONE)
 
     assert tab.page.url.endswith(path)
-    overflow = tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0
+    assert horizontal_overflow(tab) <= 0
     assert tab.errors == []
 
 
+PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+def horizontal_overflow(tab: Page) -> int:
+    return tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
 def test_dashboard_durations_count_up_between_snapshots(server, browser):
-    app, base = server
-    context = browser.new_context()
-    tab = Page(context)
-    tab.page.clock.install()  # the page's timers and Date run on a clock the test moves
+    app = server[0]
     create_call_task(app, "support")  # nobody is available: the caller waits
-    tab.sign_in(base, "sam")  # no fetch is in flight when time jumps
+    tab = signed_in(browser, server, "sam", fake_clock=True)  # no fetch is in flight when time jumps
     waited = tab.page.locator("#waiting-calls li [data-seconds]")
     expect(waited).to_have_text(re.compile(r"0:0\d"))
     longest = tab.page.locator("#queue-rows tr", has_text="Support").locator("[data-seconds]")
@@ -198,11 +204,9 @@ def test_dashboard_durations_count_up_between_snapshots(server, browser):
 
 
 def test_a_failed_snapshot_fetch_says_the_page_is_out_of_date_and_is_retried(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
+    app = server[0]
+    tab = signed_in(browser, server, "sam", fake_clock=True)
     page = tab.page
-    page.clock.install()
-    tab.sign_in(base, "sam")
     failures = []
 
     def once_unavailable(route):
@@ -224,10 +228,9 @@ def test_a_failed_snapshot_fetch_says_the_page_is_out_of_date_and_is_retried(ser
 
 
 def test_the_agent_list_stays_current_while_a_supervisor_is_choosing_an_activity(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
+    app = server[0]
+    tab = signed_in(browser, server, "sam")
     page = tab.page
-    tab.sign_in(base, "sam")
     row = page.locator("#agent-rows li", has_text="Alice")
     choice = row.get_by_label("Activity of Alice")
     choice.select_option(label="Break")  # chosen, not yet set: the focus stays on it, as after a click
@@ -246,7 +249,7 @@ def test_the_agent_list_stays_current_while_a_supervisor_is_choosing_an_activity
 
 
 def test_a_long_name_without_spaces_wraps_on_a_phone(server, browser):
-    app, base = server
+    app = server[0]
     center = current(app)
     name = "Maximilianaalexandrinakonstantinopouloswolfeschlegelsteinhause"  # 62 characters, the API allows 64
     assert len(name) == 62
@@ -255,21 +258,15 @@ def test_a_long_name_without_spaces_wraps_on_a_phone(server, browser):
     with app.app_context():
         create_user("max", PASSWORD, "agent", worker.sid)
     for username in ("max", "sam"):
-        context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
-                                      has_touch=True)
-        tab = Page(context)
-        tab.sign_in(base, username)
-        overflow = tab.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, username
+        tab = signed_in(browser, server, username, **PHONE)
+        assert horizontal_overflow(tab) <= 0, username
         assert tab.errors == []
-        context.close()
+        tab.page.context.close()
 
 
 def test_a_keyboard_user_keeps_their_place_after_setting_an_agents_activity(server, browser):
-    _app, base = server
-    tab = Page(browser.new_context())
+    tab = signed_in(browser, server, "sam")
     page = tab.page
-    tab.sign_in(base, "sam")
     row = page.locator("#agent-rows li", has_text="Bob")
     row.get_by_label("Activity of Bob").select_option(label="Break")
     row.get_by_role("button", name="Set").focus()
@@ -284,10 +281,9 @@ def test_a_keyboard_user_keeps_their_place_after_setting_an_agents_activity(serv
 
 
 def test_the_agent_console_keeps_the_focus_in_place_when_a_live_update_redraws_it(server, browser):
-    app, base = server
-    tab = Page(browser.new_context())
+    app = server[0]
+    tab = signed_in(browser, server, "alice")
     page = tab.page
-    tab.sign_in(base, "alice")
     page.locator("#activities").get_by_role("button", name="Break").focus()
 
     create_call_task(app, "sales")  # Alice is Offline: her "callers waiting" count changes, and the page redraws
