@@ -111,6 +111,10 @@ class Hub:
             self._subscriptions.add(subscription)
         return subscription
 
+    def streams_of(self, user_id: int | None) -> int:
+        with self._lock:
+            return sum(1 for s in self._subscriptions if s.user_id == user_id)
+
     def end_sessions(self, session_ids: list[int]) -> None:
         """Signed out: the streams of these sessions stop now."""
         ended = set(session_ids)
@@ -274,14 +278,18 @@ def stream():
     lifetime = timedelta(seconds=float(current_app.config.get("LIVE_STREAM_SECONDS", 300)))
     limit = int(current_app.config.get("LIVE_STREAMS_PER_USER", 4))
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    if request.method == "HEAD":
-        return Response(mimetype="text/event-stream", headers=headers)  # no body: nothing to hold
     hub = hub_of(current_app)
+    retry = max(1, round(heartbeat))
+    if request.method == "HEAD":
+        # No body: nothing to hold. A page whose stream was refused asks this way why, without taking a place.
+        if hub.streams_of(g.user.id) >= limit:
+            return Response(status=429, headers={**headers, "Retry-After": str(retry),
+                                                 "X-Live-Streams-Limit": str(limit)})
+        return Response(mimetype="text/event-stream", headers=headers)
     try:
         subscription = hub.subscribe(g.user.id, g.web_session_id, limit=limit)
     except TooManyStreams:
         # A page that was closed without a goodbye keeps its place until its next keep-alive finds it gone.
-        retry = max(1, round(heartbeat))
         refused = jsonify(error_body(429, f"Too many live pages open: {limit} per user. Close one, or try again "
                                           f"in {retry} s.", 20429))
         refused.status_code = 429

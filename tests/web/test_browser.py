@@ -295,3 +295,15 @@ def test_the_agent_console_keeps_the_focus_in_place_when_a_live_update_redraws_i
     expect(page.locator("#activity-name")).to_have_text("Break")
     assert page.evaluate("!!document.activeElement.closest('#activities')")
     assert tab.errors == []
+
+
+def test_a_page_past_the_users_share_of_live_streams_says_why_it_is_not_live(server, browser):
+    app = server[0]
+    app.config["LIVE_STREAMS_PER_USER"] = 1
+    first = signed_in(browser, server, "alice")  # holds alice's one stream
+    second = Page(first.page.context)
+    second.page.goto(first.page.url)
+
+    expect(second.page.locator("#live-status")).to_contain_text("Not live: 1 page is already open")
+    second.page.close()
+    assert first.errors == []

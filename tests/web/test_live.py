@@ -212,6 +212,20 @@ def test_a_head_request_on_the_stream_leaves_no_subscription_behind(app, supervi
     assert len(hub_of(app)._subscriptions) == 0
 
 
+def test_a_head_request_says_429_when_the_user_holds_all_their_streams_and_takes_no_place(app, alice):
+    """A page whose stream was refused asks why with a HEAD: an EventSource is never told the status."""
+    app.config.update(LIVE_STREAMS_PER_USER=1, LIVE_HEARTBEAT_SECONDS=15)
+    assert alice.client.head("/live").status_code == 200
+    response, _ = open_stream(alice)
+    try:
+        refused = alice.client.head("/live")
+        assert refused.status_code == 429
+        assert (refused.headers["Retry-After"], refused.headers["X-Live-Streams-Limit"]) == ("15", "1")
+    finally:
+        response.close()
+    assert alice.client.head("/live").status_code == 200
+
+
 # -- holding threads: a cap per user, an end to every stream ------------------------------------------
 
 def stream_request(browser):

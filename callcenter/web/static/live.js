@@ -121,6 +121,14 @@
           refresh();  // signed out: this reloads to the sign-in page
           setTimeout(connect, delay);
           delay = Math.min(delay * 2, 60000);
+          // An EventSource is not told why it was refused: ask (a HEAD takes no place among the user's streams).
+          fetch(liveUrl, { method: "HEAD", credentials: "same-origin" }).then(function (response) {
+            if (response.status === 429 && !stale) {
+              const limit = response.headers.get("X-Live-Streams-Limit");
+              setStatus("Not live: " + limit + (limit === "1" ? " page is" : " pages are") + " already open for " +
+                "your sign-in. Close one; this page tries again by itself.", true);
+            }
+          }).catch(function () {});
         }
       });
     }
