@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import requests
 import urllib3
 from flask import Flask, current_app
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -141,6 +142,17 @@ class Telephony:
         self._do(f"dequeue {call_sid}", lambda: self.client.queues(queue_sid).members(call_sid).update(
             url=url, method="POST"))
 
+    def ringing_call_to(self, to: str, *, since: datetime) -> str | None:
+        """The sid of a call to `to`, created at or after `since` and not over yet (queued, ringing or answered):
+        how to find out whether a call whose creation went unanswered was placed after all."""
+        calls = self._do(f"list calls to {to}", lambda: self.client.calls.list(to=to, limit=20))
+        for call in calls:
+            created = call.date_created
+            if call.status in ("queued", "initiated", "ringing", "in-progress") and (
+                    created is None or created.replace(tzinfo=None) >= since.replace(tzinfo=None)):
+                return call.sid
+        return None
+
     def fetch_call(self, call_sid: str) -> CallInfo:
         """The call's current status (`TelephonyError` with status 404 when Twilio has no such call)."""
         call = self._do(f"fetch {call_sid}", lambda: self.client.calls(call_sid).fetch())
@@ -179,6 +191,9 @@ class Telephony:
                    else TelephonyError)
             log.warning("twilio refused to %s: HTTP %s, code %s: %s", what, err.status, err.code, err.msg)
             raise cls(err.msg or str(err), code=err.code, status=err.status) from err
+        except TwilioException as err:  # the SDK's own, e.g. a list page it could not read
+            log.warning("twilio refused to %s: %s", what, err)
+            raise TelephonyError(str(err)) from err
         except requests.RequestException as err:
             log.warning("twilio unreachable to %s: %s", what, err)
             cls = TelephonyUnreachable if _never_sent(err) else TelephonyUnavailable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, request, url_for
 from sqlalchemy import select
@@ -594,14 +594,30 @@ def ring_after_console_accept(center: ContactCenter, reservation_sid: str, calle
     pending_offer = Offer(reservation_sid, task.sid, worker.sid, caller, contact_uri, False)
     if not contact_uri or not claim_ring(center, pending_offer):
         return "Accepted: answer your phone to talk to the caller."
+    asked_at = get_router().clock.now() - timedelta(seconds=5)  # Twilio's clock may be a little behind ours
     try:
         ring_agent(center, pending_offer)
     except TelephonyError as err:
+        # A lost answer or a 5xx may come after Twilio placed the call: ask Twilio before ringing anyone else.
+        maybe_placed = isinstance(err, TelephonyUnavailable) and not isinstance(err, TelephonyUnreachable)
+        placed = _placed_after_all(contact_uri, asked_at) if maybe_placed else None
+        if placed is not None:
+            adopt_leg(center, reservation_sid, placed)
+            log.warning("Twilio did place the ring to %s (%s) although its answer was %s", contact_uri, placed, err)
+            return "Accepted: your phone rings now; answer it to talk to the caller."
         release_claim(center, reservation_sid)
         log.error("could not ring %s after a console accept (%s): routing the caller again", contact_uri, err)
         requeue(center, task.sid)
         return "Accepted, but your phone could not be rung; the caller goes to the next agent."
     return "Accepted: your phone rings now; answer it to talk to the caller."
+
+
+def _placed_after_all(contact_uri: str, since: datetime) -> str | None:
+    try:
+        return get_telephony().ringing_call_to(contact_uri, since=since)
+    except TelephonyError as err:  # still failing: take it that nothing was placed
+        log.warning("could not ask Twilio whether %s is being rung: %s", contact_uri, err)
+        return None
 
 
 def accepted_but_not_answered(center: ContactCenter, reservation_sid: str) -> None:

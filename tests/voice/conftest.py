@@ -34,6 +34,7 @@ class TwilioRest:
         self.sids = (f"CA{n:032x}" for n in itertools.count(0xA6E000))
         self.call_status: dict[str, str] = {}
         self.placed: list[str] = []  # the calls Twilio created, whether or not its answer came back
+        self.call_to: dict[str, str | None] = {}
         self.failures: dict[tuple[str, str], tuple[int, int, str]] = {}
         self.network: dict[tuple[str, str], str] = {}
         self.meanwhile: list[tuple[str, str, Callable[[], object]]] = []
@@ -55,7 +56,7 @@ class TwilioRest:
         self.meanwhile.append((method, path_pattern, action))
 
     def _answer(self, request):
-        path = request.path_url.split("/Accounts/")[1].split("/", 1)[1].removesuffix(".json").split("?")[0]
+        path = request.path_url.split("/Accounts/")[1].split("/", 1)[1].split("?")[0].removesuffix(".json")
         for hook in list(self.meanwhile):
             if hook[0] == request.method and re.fullmatch(hook[1], path):
                 self.meanwhile.remove(hook)
@@ -78,6 +79,7 @@ class TwilioRest:
         if request.method == "POST" and path == "Calls":
             sid = next(self.sids)
             self.call_status[sid] = "queued"
+            self.call_to[sid] = form.get("To")
             self.placed.append(sid)
             return 201, {}, json.dumps({"sid": sid, "status": "queued", "to": form.get("To"), "from": form.get("From")})
         if request.method == "POST" and path.startswith("Calls/"):
@@ -89,6 +91,11 @@ class TwilioRest:
                 status = "completed"
             self.call_status[sid] = status
             return 200, {}, json.dumps({"sid": sid, "status": status})
+        if request.method == "GET" and path == "Calls":  # newest first, as Twilio lists them
+            to = dict(parse_qsl(request.url.split("?", 1)[1] if "?" in request.url else "")).get("To")
+            calls = [{"sid": sid, "status": self.call_status[sid], "to": self.call_to[sid], "date_created": None}
+                     for sid in reversed(self.placed) if to in (None, self.call_to[sid])]
+            return 200, {}, json.dumps({"calls": calls, "next_page_uri": None, "page": 0, "page_size": 50})
         if request.method == "GET" and path.startswith("Calls/"):
             sid = path.split("/")[1]
             return 200, {}, json.dumps({"sid": sid, "status": self.call_status.get(sid, "in-progress")})

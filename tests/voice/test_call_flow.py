@@ -506,6 +506,50 @@ def test_agent_who_accepted_on_the_console_joins_the_caller_when_picking_up(scen
     assert root.find("Gather") is None
 
 
+def test_a_ring_after_a_console_accept_that_twilio_placed_despite_a_lost_answer_is_kept(scenario):
+    """Accepted on the console before the agent was rung; ringing them then loses Twilio's answer. Twilio is
+    asked: the call exists, so it is the agent's leg, and the caller is not routed again."""
+    from callcenter.voice import flow
+
+    scenario.rest.fail("POST", "Calls", 503, 20503, "Service unavailable")  # the assignment callback's ring fails
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    scenario.rest.failures.clear()
+    assert scenario.agent_leg(reservation.sid).status == "dialing"
+    scenario.rest.break_network("POST", "Calls", "lost")  # the console's ring is placed, its answer lost
+    task = scenario.call(caller).task_sid
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        flow.release_claim(scenario.center, reservation.sid)  # as if the first ring never reached Twilio
+        assert flow.accept(scenario.center, reservation.sid) is not None
+        message = flow.ring_after_console_accept(scenario.center, reservation.sid, scenario.call(caller))
+
+    [placed] = scenario.rest.placed
+    assert message.startswith("Accepted: your phone rings now")
+    assert (scenario.agent_leg(reservation.sid).call_sid, scenario.call(caller).task_sid) == (placed, task)
+    assert scenario.task(caller).assignment_status == "assigned"
+
+
+def test_a_ring_after_a_console_accept_that_twilio_did_not_place_routes_the_caller_again(scenario):
+    from callcenter.voice import flow
+
+    scenario.rest.fail("POST", "Calls", 503, 20503, "Service unavailable")
+    scenario.set_activity("Alice", "Available")
+    caller = scenario.dial(digits="1")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    task = scenario.call(caller).task_sid
+    with scenario.app.test_request_context(base_url=PUBLIC_BASE_URL):
+        flow.release_claim(scenario.center, reservation.sid)
+        assert flow.accept(scenario.center, reservation.sid) is not None
+        message = flow.ring_after_console_accept(scenario.center, reservation.sid, scenario.call(caller))
+
+    assert message.startswith("Accepted, but your phone could not be rung")
+    assert scenario.rest.placed == [] and scenario.call(caller).task_sid != task
+    assert scenario.task(caller).assignment_status in ("pending", "reserved")
+
+
 def test_voicemail_reported_after_the_hang_up_still_reaches_supervisors_once(scenario):
     caller = scenario.dial(digits="2")
     scenario.advance(120)
