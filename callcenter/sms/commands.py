@@ -67,11 +67,11 @@ def run(center: ContactCenter, *, message_sid: str, worker_sid: str, sender: str
 
 
 def answer(tx: Tx, center: ContactCenter, worker: Worker, body: str) -> str:
-    """What the text asks, done inside `tx`; returns the SMS to send back."""
+    """What the text asks, done inside `tx`; returns the SMS to send back (one segment: under 160 characters)."""
     command = normalized(body)
     activities = tx.config.activities
     current = activities[worker.activity_sid]
-    if command == "help":
+    if command in ("help", ""):  # "": a picture with no text
         return help_text(center, activities)
     if command == "status":
         spent = tx.now - worker.date_status_changed
@@ -83,11 +83,14 @@ def answer(tx: Tx, center: ContactCenter, worker: Worker, body: str) -> str:
     if activity is None:
         system = {normalized(activities[sid].friendly_name): activities[sid].friendly_name
                   for role, sid in center.role_sids.items() if role in SYSTEM_ROLES and sid in activities}
+        # Short, and without echoing the text: an emoji or a curly quote would make the reply three segments.
         if command in system:
-            return f"Sorry, {system[command]} is set automatically during calls. " + help_text(center, activities)
-        return help_text(center, activities, apology=f'Sorry, I do not know "{" ".join(body.split())[:20]}".')
+            return help_text(center, activities, apology=f"{system[command]} is set automatically.", brief=True)
+        return help_text(center, activities, apology="Not a command.", brief=True)
     if activity.sid == worker.activity_sid:
         text = f"You are already {activity.friendly_name}."
+        if activity.available and end_wrap_up(tx, worker):
+            text += " Wrap-up ended."
         return f"{text} {waiting_text(tx, worker)}" if activity.available else text
     # Going unavailable with a call ringing: decline it, as RejectPendingReservations does.
     rejected = 0 if activity.available else pending_reservations(tx, worker)
@@ -95,6 +98,8 @@ def answer(tx: Tx, center: ContactCenter, worker: Worker, body: str) -> str:
     worker.version += 1
     worker.date_updated = tx.now
     parts = [f"You are now {activity.friendly_name}."]
+    if activity.available and end_wrap_up(tx, worker):
+        parts.append("Wrap-up ended.")  # ready for the next caller: the call's slot is free now
     if rejected:
         parts.append("The call ringing for you was declined and goes to another agent." if rejected == 1
                      else f"The {rejected} calls ringing for you were declined and go to other agents.")
@@ -119,13 +124,26 @@ def choosable_activities(center: ContactCenter, activities: dict[str, Activity])
                   key=lambda activity: (not activity.available, activity.friendly_name.casefold()))
 
 
-def help_text(center: ContactCenter, activities: dict[str, Activity], apology: str = "") -> str:
+def end_wrap_up(tx: Tx, worker: Worker) -> int:
+    """The agent says they are ready: their calls in wrap-up are completed (as the console's Complete does)."""
+    from callcenter.routing.tasks import complete_task_in
+
+    wrapping = tx.session.scalars(
+        select(Task).join(Reservation, Reservation.task_sid == Task.sid)
+        .where(Reservation.worker_sid == worker.sid, Reservation.reservation_status == "wrapping",
+               Task.assignment_status == "wrapping")).all()
+    for task in wrapping:
+        complete_task_in(tx, task, "wrap-up ended by the agent's text")
+    return len(wrapping)
+
+
+def help_text(center: ContactCenter, activities: dict[str, Activity], apology: str = "", *, brief: bool = False) -> str:
     words = ["ON", "OFF"] + (["BREAK"] if center.role_sids.get("break") in activities else [])
     names = ", ".join(activity.friendly_name for activity in choosable_activities(center, activities))
     system = [activities[center.role_sids[role]].friendly_name for role in SYSTEM_ROLES
               if center.role_sids.get(role) in activities]
     text = f"Text {', '.join(words)}, STATUS, or one of: {names}."
-    if system:
+    if system and not brief:
         text += f" {' and '.join(system)} {'is' if len(system) == 1 else 'are'} set automatically."
     return f"{apology} {text}" if apology else text
 

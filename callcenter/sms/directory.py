@@ -10,49 +10,18 @@ index). Activity changes, by far the most frequent worker updates, leave the ind
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 
-from callcenter.phones import to_e164
+from callcenter.phones import phone_of
 from callcenter.routing import Router
 from callcenter.routing.models import Event, Worker
 
 # The only events after which a worker's number can have changed.
 WORKER_IDENTITY_EVENTS = ("worker.created", "worker.attributes.update", "worker.deleted")
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-
-
-def phone_of(attributes: str | dict[str, Any]) -> str | None:
-    """The E.164 number an agent texts from: `phone`, else a phone-number `contact_uri`."""
-    if isinstance(attributes, str):
-        try:
-            attributes = json.loads(attributes)
-        except ValueError:
-            return None
-    if not isinstance(attributes, dict):
-        return None
-    phone = attributes.get("phone")
-    number = _e164(phone) if isinstance(phone, str) else None
-    if number is None:
-        contact_uri = attributes.get("contact_uri")
-        if isinstance(contact_uri, str) and not contact_uri.startswith(("client:", "sip:")):
-            number = _e164(contact_uri)
-    return number
-
-
-def _e164(text: str) -> str | None:
-    # Numbers already in E.164 (what `contact-center load` stores) skip the phone-number parser, which
-    # costs ~100 µs a number: most of an index build. A sender's number is always parsed (to_e164),
-    # so an impossible number kept here as written can never match one.
-    return text if _E164.fullmatch(text) else to_e164(text)
-
-
 @dataclass(frozen=True)
 class _Index:
     fingerprint: tuple[int, datetime | None]

@@ -10,7 +10,7 @@ from callcenter.contact_center import NotLoaded, SpecError, current
 from callcenter.database import get_router
 from callcenter.phones import to_e164
 from callcenter.signatures import twilio_webhook
-from twiml.messaging import reply
+from twiml.messaging import no_reply, reply
 
 from . import bp, commands
 from .directory import PhoneDirectory
@@ -22,6 +22,9 @@ UNKNOWN_SENDER = ("Sorry, this phone number is not registered to an agent, so no
                   "Please ask your supervisor to add it.")
 SHARED_NUMBER = ("Sorry, this phone number is registered to more than one agent, so nothing was changed. "
                  "Please ask your supervisor to fix it.")
+# Twilio's opt-out and opt-in keywords: Twilio itself answers them (and, after STOP, refuses to text the
+# number); a reply of ours would be refused, or a second, confusing answer.
+CARRIER_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "start", "yes", "unstop"})
 
 
 def directory(app: Flask) -> PhoneDirectory:
@@ -41,6 +44,10 @@ def sms(text: str) -> Response:
 def incoming():
     """An agent texts a command; the answer says what changed."""
     message_sid, body = request.form.get("MessageSid", ""), request.form.get("Body", "")
+    if commands.normalized(body) in CARRIER_KEYWORDS:
+        log.info("text %s from %s: %r is Twilio's opt-out/opt-in keyword; Twilio answers it", message_sid,
+                 request.form.get("From"), body)
+        return Response(str(no_reply()), mimetype="text/xml")
     try:
         center = current()
     except (NotLoaded, SpecError) as err:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from callcenter.contact_center import ContactCenter
 from callcenter.database import get_router
-from callcenter.phones import is_phone_number
+from callcenter.phones import caller_shown, is_phone_number, phone_of
 from callcenter.routing.errors import RoutingError
 from callcenter.routing.models import Reservation, Task, Worker, Workspace
 from callcenter.routing.reservations import accept_reservation_in, active_reservation, reject_reservation_in
@@ -237,6 +237,14 @@ def save_transcription(center: ContactCenter, call_sid: str, text: str | None) -
     calls_changed(center, call_sid)
 
 
+def _voicemail_link(call: Call) -> str:
+    """The dashboard's page of the voicemail (a supervisor signs in; Twilio may refuse the recording's own URL
+    without the account's credentials), when the app has a public address; else the recording's URL."""
+    if not current_app.config.get("PUBLIC_BASE_URL") or "web.voicemail" not in current_app.view_functions:
+        return call.recording_url
+    return public_url("web.voicemail", call_sid=call.call_sid)
+
+
 def notify_supervisors(center: ContactCenter, call_sid: str, *, voicemail: bool = False) -> None:
     """Tell every supervisor about a missed call, once; and about its voicemail when one arrives.
 
@@ -249,8 +257,8 @@ def notify_supervisors(center: ContactCenter, call_sid: str, *, voicemail: bool 
             return
         call.supervisors_notified = True
     choices = ", ".join(str(value) for value in json.loads(call.choices or "{}").values())
-    body = f"Missed call from {call.from_number or 'an unknown number'}" + (f" ({choices})" if choices else "")
-    body += f". Voicemail: {call.recording_url}" if call.recording_url else ". No voicemail was left."
+    body = f"Missed call from {caller_shown(call.from_number)}" + (f" ({choices})" if choices else "")
+    body += f". Voicemail: {_voicemail_link(call)}" if call.recording_url else ". No voicemail was left."
     for number in center.voice.supervisors:
         send_sms(number, body, from_=call.to_number)
 
@@ -415,12 +423,12 @@ def decline(center: ContactCenter, reservation_sid: str, why: str) -> None:
 def tell_agent_how_to_come_back(center: ContactCenter, worker: Worker | None) -> None:
     if worker is None:
         return
-    attributes = json.loads(worker.attributes or "{}")
-    phone = attributes.get("phone") or attributes.get("contact_uri")
-    if not is_phone_number(phone):
+    # The number the SMS commands know the agent by: a reply of ON from it is recognized.
+    phone = phone_of(worker.attributes or "{}")
+    if phone is None:
         return
-    send_sms(phone, f"You missed a call, {worker.friendly_name}, so you are now Offline. Reply ON to take calls "
-             "again.")
+    send_sms(phone, f"You missed a call, {worker.friendly_name[:40]}, so you are now Offline. Reply ON to take "
+             "calls again.")
 
 
 def caller_gone(center: ContactCenter, task_sid: str) -> None:

@@ -22,8 +22,8 @@ from tests.support import ACCOUNT_SID, AUTH_TOKEN, CONTACT_CENTER_FILE, PUBLIC_B
 NUMBER = "+15005550000"
 ALICE, BOB, CAROL = "+15005550001", "+15005550002", "+15005550003"  # Sales+Support, Support, Sales
 STRANGER = "+14155550199"
-HELP = ("Text ON, OFF, BREAK, STATUS, or one of: Available, Break, Offline, Unavailable. "
-        "On a call and Wrap-up are set automatically.")
+BRIEF_HELP = "Text ON, OFF, BREAK, STATUS, or one of: Available, Break, Offline, Unavailable."
+HELP = BRIEF_HELP + " On a call and Wrap-up are set automatically."
 
 
 class Phones:
@@ -161,7 +161,7 @@ def test_an_activity_of_the_workspace_is_chosen_by_its_name(phones):
 def test_activities_the_call_flow_sets_cannot_be_chosen(phones, body, name):
     phones.set_activity("Bob", "Available")
 
-    assert phones.text(BOB, body) == f"Sorry, {name} is set automatically during calls. {HELP}"
+    assert phones.text(BOB, body) == f"{name} is set automatically. {BRIEF_HELP}"
 
     assert phones.activity("Bob") == "Available"
 
@@ -182,11 +182,33 @@ def test_help_lists_the_commands_and_the_activities_an_agent_may_choose(phones):
     assert phones.activity("Bob") == "Offline"
 
 
-@pytest.mark.parametrize("body, shown", [("lunch please", "lunch please"), ("", ""),
-                                         ("what is going on here today?", "what is going on her")])
-def test_an_unknown_command_gets_the_help_text_and_changes_nothing(phones, body, shown):
-    assert phones.text(BOB, body) == f'Sorry, I do not know "{shown}". {HELP}'
+@pytest.mark.parametrize("body", ["lunch please", "what is going on here today, I wonder?", "On\u2019 \U0001F600"])
+def test_an_unknown_command_gets_a_short_help_text_and_changes_nothing(phones, body):
+    """Not echoed: an emoji or a curly quote would make the whole reply UCS-2, three segments."""
+    reply = phones.text(BOB, body)
+    assert reply == f"Not a command. {BRIEF_HELP}"
     assert phones.activity("Bob") == "Offline"
+
+
+def test_every_reply_fits_one_sms_segment(phones):
+    phones.set_activity("Bob", "Available")
+    for body in ("help", "status", "wrap-up", "on a call", "nonsense of some length, and then some more", "off",
+                 "break", "on", ""):
+        reply = phones.text(BOB, body)
+        assert len(reply) <= 160 and reply.isascii(), (body, reply)
+
+
+def test_a_picture_with_no_text_gets_the_help_text(phones):
+    assert phones.text(BOB, "") == HELP
+
+
+@pytest.mark.parametrize("keyword", ["STOP", "stop", "Unsubscribe", "START", "UNSTOP", "yes"])
+def test_twilios_opt_out_and_opt_in_keywords_get_no_reply_of_ours_and_change_nothing(phones, keyword):
+    """Twilio answers them itself, and refuses to text a number that sent STOP."""
+    phones.set_activity("Bob", "Available")
+    response = phones.post(BOB, keyword)
+    assert response.status_code == 200 and ET.fromstring(response.get_data(as_text=True)).find("Message") is None
+    assert phones.activity("Bob") == "Available"
 
 
 # -- who is texting ---------------------------------------------------------------------------------
@@ -279,6 +301,25 @@ def test_the_declined_call_is_offered_to_the_next_available_agent(phones):
     phones.text(ALICE, "off")
 
     assert len(phones.reservations("Bob")) == 1
+
+
+def test_on_during_wrap_up_ends_it_and_the_waiting_caller_is_offered_at_once(phones):
+    from callcenter.routing import reservations as engine
+
+    phones.set_activity("Alice", "Available")
+    first = phones.call_in("sales")
+    [offer] = phones.reservations("Alice")
+    engine.update_reservation(phones.router, phones.center.workspace_sid, offer.sid, reservation_status="accepted")
+    tasks.update_task(phones.router, phones.center.workspace_sid, first.sid, assignment_status="wrapping")
+    phones.set_activity("Alice", "Wrap-up")  # as the call flow does when the conversation ends
+    phones.call_in("sales")  # waits: Alice's one slot is held by the call she wraps up
+
+    reply = phones.text(ALICE, "on")
+
+    assert reply == "You are now Available. Wrap-up ended. 1 caller is waiting."
+    with phones.router.read() as session:
+        assert session.get(Task, first.sid).assignment_status == "completed"
+    assert len(phones.reservations("Alice")) == 1  # the waiting caller rings for her now
 
 
 def test_going_available_with_a_call_ringing_keeps_it(phones):

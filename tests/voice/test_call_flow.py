@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
+from callcenter.voice.models import Call
 from tests.support import PUBLIC_BASE_URL
 
 from .conftest import CALLER, NUMBER, twiml
@@ -171,7 +174,8 @@ def test_no_agent_before_the_workflow_times_out_sends_the_caller_to_voicemail(sc
     assert (call.recording_url, call.recording_duration, call.transcription) == (
         "https://api.twilio.com/RE1", 12, "Please call me back")
     [text] = scenario.rest.texts()
-    assert text["To"] == "+15005550999" and CALLER in text["Body"] and "https://api.twilio.com/RE1" in text["Body"]
+    assert text["To"] == "+15005550999" and CALLER in text["Body"]
+    assert f"{PUBLIC_BASE_URL}/dashboard/calls/{caller}/voicemail" in text["Body"]
     # The caller hangs up after the message: no second text.
     scenario.post("/voice/status", CallSid=caller, CallStatus="completed")
     assert len(scenario.rest.texts()) == 1
@@ -251,6 +255,41 @@ def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(sc
     assert new_task.sid != old_task and new_task.assignment_status in ("pending", "reserved")
     assert json.loads(new_task.attributes)["call_sid"] == caller
     assert scenario.call(caller).outcome is None
+
+
+@pytest.mark.parametrize(("phone", "texted"), [
+    ("(500) 555-0042", "+15005550042"),  # as people write it: texted in E.164, the form ON is recognized by
+    (15005550042, "+15005550002"),  # not text: the contact_uri, which the SMS commands also know Bob by
+    ("ask reception", "+15005550002"),
+])
+def test_the_missed_call_text_goes_to_the_number_the_agent_texts_from(scenario, phone, texted):
+    from callcenter.routing import workers
+
+    bob = scenario.worker("Bob")
+    attributes = {**json.loads(bob.attributes), "phone": phone}
+    workers.update_worker(scenario.router, scenario.center.workspace_sid, bob.sid, attributes=json.dumps(attributes))
+    scenario.set_activity("Bob", "Available")
+    caller = scenario.dial(digits="2")
+    scenario.deliver()
+    [offer] = scenario.reservations(caller)
+    leg = scenario.agent_leg(offer.sid)
+
+    answered = scenario.post(f"/voice/agent/status?reservation={offer.sid}", CallSid=leg.call_sid, CallStatus="busy")
+
+    assert answered.status_code == 204 and scenario.activity_of("Bob") == "Offline"
+    [text] = scenario.rest.texts()
+    assert text["To"] == texted and "Reply ON" in text["Body"]
+
+
+@pytest.mark.parametrize("withheld", ["+266696687", "+7378742833", "anonymous", "Restricted"])
+def test_supervisors_are_told_a_withheld_number_is_withheld(scenario, withheld):
+    caller = scenario.dial(digits="2")
+    with scenario.router.transaction(scenario.center.workspace_sid) as tx:
+        tx.session.get(Call, caller).from_number = withheld
+    scenario.advance(120)  # nobody answered: voicemail
+    scenario.post("/voice/status", CallSid=caller, CallStatus="completed")  # hung up without a message
+    [text] = scenario.rest.texts()
+    assert text["Body"].startswith("Missed call from a withheld number") and withheld not in text["Body"]
 
 
 def test_agent_with_an_unreachable_number_is_taken_offline(scenario):
@@ -559,7 +598,8 @@ def test_voicemail_reported_after_the_hang_up_still_reaches_supervisors_once(sce
     scenario.post("/voice/voicemail/recorded", **recording)
     scenario.post("/voice/voicemail/recorded", **recording)  # and Twilio retries
     bodies = [text["Body"] for text in scenario.rest.texts()]
-    assert len(bodies) == 2 and "No voicemail" in bodies[0] and "https://api.twilio.com/RE2" in bodies[1]
+    link = f"{PUBLIC_BASE_URL}/dashboard/calls/{caller}/voicemail"  # signed in; Twilio's URL may need credentials
+    assert len(bodies) == 2 and "No voicemail" in bodies[0] and link in bodies[1]
 
 
 def test_an_assignment_callback_retried_while_dialing_rings_the_agent_once(scenario):
