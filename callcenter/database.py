@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,17 +72,21 @@ def startup_lock(database_url: str) -> Iterator[None]:
         return
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     key = {"key": workspace_lock_key("callcenter:startup")}
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
-            connection.commit()  # a session lock: it outlives this transaction, until the unlock
+            # Polled, not waited for: a process blocked in pg_advisory_lock holds a snapshot, and the holder's
+            # CREATE INDEX CONCURRENTLY (migrations 0009-0011) waits for every snapshot to end: each would wait
+            # for the other for ever. Between tries this connection holds no transaction (autocommit).
+            pause = 0.05
+            while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
             try:
-                yield
+                yield  # a session lock: it outlives each statement's transaction, until the unlock
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
-                connection.commit()
     finally:
         engine.dispose()
 

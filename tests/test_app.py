@@ -147,6 +147,42 @@ def test_router_works_on_a_migrated_database(empty_database_url):
         router.dispose()
 
 
+def test_processes_upgrading_at_once_through_the_concurrent_index_builds_all_finish(empty_database_url):
+    """gunicorn boots its workers at once, and each upgrades the schema. A process waiting for the start-up lock
+    must hold no snapshot: the holder's CREATE INDEX CONCURRENTLY waits for every snapshot to end, and each
+    would wait for the other for ever (it did, at 0008 -> 0009)."""
+    import threading
+
+    command.upgrade(alembic_config(empty_database_url), "0008")
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            upgrade_database(empty_database_url)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    runs = [threading.Thread(target=upgrade, daemon=True) for _ in range(3)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert not any(run.is_alive() for run in runs), "an upgrade is still waiting: the start-up lock deadlocked"
+    assert errors == []
+    engine = create_engine(empty_database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def upgraded_after_a_dead_build(database_url: str, revision: str, *leftovers: str) -> dict[str, str]:
     """Upgrade to `revision`, run `leftovers` (what an upgrade that died midway left), upgrade to the head;
     returns each index's definition. PostgreSQL only: there indexes are built CONCURRENTLY, outside the
