@@ -12,8 +12,30 @@ from callcenter.routing.db import DEFAULT_DATABASE_URL
 
 
 def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting; anything else stops the start (a mistyped `RUN_SWEEPER=ture` must not mean "off")."""
     value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+    if value is None or not value.strip():
+        return default
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false (also 1/0, yes/no, on/off), not {value!r}")
+
+
+def _number(name: str, default: str, kind: type = int, *, minimum: float = 0, above: bool = False) -> int | float:
+    """A number setting, at least `minimum` (more than it, with `above`); a bad one stops the start, named."""
+    value = os.environ.get(name) or default
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or number != number or number < minimum or (above and number == minimum):  # NaN too
+        bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, {bound}, not {value!r}")
+    return number
 
 
 def load_config() -> dict[str, Any]:
@@ -38,35 +60,35 @@ def load_config() -> dict[str, Any]:
         "CALLBACK_BLOCKED_NETWORKS": os.environ.get("CALLBACK_BLOCKED_NETWORKS", "metadata"),
         # The contact center's shape: workspace, activities, queues, workflow, agents, menu, voice settings.
         "CONTACT_CENTER_FILE": os.environ.get("CONTACT_CENTER_FILE") or "contact-center.toml",
-        "PORT": int(os.environ.get("PORT", "5000")),
+        "PORT": _number("PORT", "5000", minimum=1),
         # Upgrading the schema at start suits a single development process; in production run
         # `flask --app app init-db` once per deploy and set AUTO_MIGRATE=false.
         "AUTO_MIGRATE": _flag("AUTO_MIGRATE", True),
         # Connections per process (see callcenter/routing/db.py and README "Production").
-        "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "10")),
-        "DATABASE_MAX_OVERFLOW": int(os.environ.get("DATABASE_MAX_OVERFLOW", "20")),
-        "DATABASE_POOL_TIMEOUT": float(os.environ.get("DATABASE_POOL_TIMEOUT", "30")),
-        "DATABASE_POOL_RECYCLE": int(os.environ.get("DATABASE_POOL_RECYCLE", "1800")),
+        "DATABASE_POOL_SIZE": _number("DATABASE_POOL_SIZE", "10", minimum=1),
+        "DATABASE_MAX_OVERFLOW": _number("DATABASE_MAX_OVERFLOW", "20"),
+        "DATABASE_POOL_TIMEOUT": _number("DATABASE_POOL_TIMEOUT", "30", float, above=True),
+        "DATABASE_POOL_RECYCLE": _number("DATABASE_POOL_RECYCLE", "1800", minimum=-1),
         "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
         # `json` (one object per line, with the task/reservation/call sids) for log collectors; `text` to read.
         "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "text").strip().lower(),
         "LOG_LEVEL": (os.environ.get("LOG_LEVEL") or "INFO").strip().upper(),
-        "SWEEP_INTERVAL": float(os.environ.get("SWEEP_INTERVAL", "0.5")),
+        "SWEEP_INTERVAL": _number("SWEEP_INTERVAL", "0.5", float, above=True),
         # Events and callbacks given up on are kept this many days, as TaskRouter keeps events (0: for ever).
         "EVENT_RETENTION_DAYS": os.environ.get("EVENT_RETENTION_DAYS", "30"),
         # Call records (callers' numbers, voicemail transcriptions) are kept this many days; 0: for ever
         # (callcenter/voice/retention.py).
         "CALL_RETENTION_DAYS": os.environ.get("CALL_RETENTION_DAYS", "0"),
         # The dashboard's service level: calls answered within this many seconds of entering a queue.
-        "SERVICE_LEVEL_SECONDS": int(os.environ.get("SERVICE_LEVEL_SECONDS", "20")),
+        "SERVICE_LEVEL_SECONDS": _number("SERVICE_LEVEL_SECONDS", "20", minimum=1),
         # A web sign-in ends this long after it started, or after this long without a request (callcenter/web/auth.py).
-        "SESSION_LIFETIME_HOURS": float(os.environ.get("SESSION_LIFETIME_HOURS", "12")),
-        "SESSION_IDLE_MINUTES": float(os.environ.get("SESSION_IDLE_MINUTES", "120")),
+        "SESSION_LIFETIME_HOURS": _number("SESSION_LIFETIME_HOURS", "12", float, above=True),
+        "SESSION_IDLE_MINUTES": _number("SESSION_IDLE_MINUTES", "120", float, above=True),
         # Live updates: open streams per user and process (each holds a thread), and how long one lasts.
-        "LIVE_STREAMS_PER_USER": int(os.environ.get("LIVE_STREAMS_PER_USER", "4")),
-        "LIVE_STREAM_SECONDS": float(os.environ.get("LIVE_STREAM_SECONDS", "300")),
+        "LIVE_STREAMS_PER_USER": _number("LIVE_STREAMS_PER_USER", "4", minimum=1),
+        "LIVE_STREAM_SECONDS": _number("LIVE_STREAM_SECONDS", "300", float, above=True),
         # An agent's page hears of callers entering or leaving their queues at most this often.
-        "LIVE_QUEUE_NOTICE_SECONDS": float(os.environ.get("LIVE_QUEUE_NOTICE_SECONDS", "5")),
+        "LIVE_QUEUE_NOTICE_SECONDS": _number("LIVE_QUEUE_NOTICE_SECONDS", "5", float),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
         # Set by `python app.py` when no Twilio credentials are configured: the phone simulator plays Twilio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -57,6 +58,34 @@ def test_a_bad_setting_stops_the_app_before_it_touches_the_database(tmp_path, se
     with pytest.raises(ValueError, match=message):
         create_app({"TESTING": True, "DATABASE_URL": url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True, setting: value})
     assert not (tmp_path / "never.db").exists()
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("RUN_SWEEPER", "ture"), ("AUTO_MIGRATE", "nope"), ("API_ATTRIBUTES_IN_LISTS", "2"),
+    ("PORT", "abc"), ("DATABASE_POOL_SIZE", "0"), ("DATABASE_MAX_OVERFLOW", "-3"), ("DATABASE_POOL_TIMEOUT", "-1"),
+    ("DATABASE_POOL_RECYCLE", "1h"), ("SWEEP_INTERVAL", "0"), ("SERVICE_LEVEL_SECONDS", "-20"),
+    ("SESSION_LIFETIME_HOURS", "-1"), ("SESSION_IDLE_MINUTES", "nan"), ("LIVE_STREAMS_PER_USER", "0"),
+    ("LIVE_STREAM_SECONDS", "-5"), ("LIVE_QUEUE_NOTICE_SECONDS", "x"),
+])
+def test_a_mistyped_setting_in_the_environment_stops_the_start_and_is_named(monkeypatch, setting, value):
+    """Read as false, a mistyped RUN_SWEEPER=ture silently stopped every timer and callback."""
+    from callcenter.config import load_config
+
+    monkeypatch.setenv(setting, value)
+    with pytest.raises(ValueError, match=rf"^{setting} must be .*not '{re.escape(value)}'"):
+        load_config()
+
+
+def test_settings_in_the_environment_are_read(monkeypatch):
+    from callcenter.config import load_config
+
+    for name, value in {"RUN_SWEEPER": "off", "AUTO_MIGRATE": "YES", "SWEEP_INTERVAL": "0.25", "PORT": "8000",
+                        "DATABASE_MAX_OVERFLOW": "0", "LIVE_QUEUE_NOTICE_SECONDS": "0"}.items():
+        monkeypatch.setenv(name, value)
+    config = load_config()
+    assert (config["RUN_SWEEPER"], config["AUTO_MIGRATE"], config["SWEEP_INTERVAL"], config["PORT"]) == (
+        False, True, 0.25, 8000)
+    assert (config["DATABASE_MAX_OVERFLOW"], config["LIVE_QUEUE_NOTICE_SECONDS"]) == (0, 0.0)
 
 
 def test_init_db_command_is_safe_to_run_twice(app):
