@@ -38,8 +38,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         try:
             with router.read() as session:
                 session.execute(text("SELECT 1"))
+                problem = database.schema_problem(session, router.database_url)
         except Exception as err:  # report, never raise: this endpoint must always answer
             return jsonify(status="unavailable", database=router.writer.dialect.name, error=str(err)), 503
+        if problem is not None:  # reachable, but every request would fail: keep traffic away
+            return jsonify(status="unavailable", database=router.writer.dialect.name, error=problem), 503
         return jsonify(status="ok", database=router.writer.dialect.name)
 
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -89,6 +90,31 @@ def startup_lock(database_url: str) -> Iterator[None]:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
     finally:
         engine.dispose()
+
+
+def schema_problem(connection, database_url: str) -> str | None:
+    """Why this code cannot serve this database's schema (not created, or migrations pending), or None.
+
+    A schema newer than this code (migrated for the next release while this one still runs) is fine:
+    migrations only add.
+    """
+    try:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # no such table: never initialized
+        return "the database has no schema: run `flask --app app init-db`"
+    head, known = _revisions(database_url)
+    if version == head or (version is not None and version not in known):  # at the head, or newer than this code
+        return None
+    return f"the schema is at {version or 'no revision'}, this code needs {head}: run `flask --app app init-db`"
+
+
+@functools.lru_cache(maxsize=4)
+def _revisions(database_url: str) -> tuple[str, frozenset[str]]:
+    """This code's head revision and every revision it knows (read from the migration files once)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    return script.get_current_head(), frozenset(revision.revision for revision in script.walk_revisions())
 
 
 def get_router(app: Flask | None = None) -> Router:

@@ -30,6 +30,22 @@ def test_health_reports_the_database_it_reached(app):
     assert response.get_json() == {"status": "ok", "database": "sqlite"}
 
 
+def test_health_answers_503_while_the_schema_is_missing_or_behind_this_code(empty_database_url):
+    """Reachable, but every request would fail: a load balancer must keep traffic away until `init-db`."""
+    app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url, "RUN_SWEEPER": False,
+                      "AUTO_MIGRATE": False})
+    try:
+        missing = app.test_client().get("/health")
+        assert missing.status_code == 503 and "no schema" in missing.get_json()["error"]
+        command.upgrade(alembic_config(empty_database_url), "0007")
+        behind = app.test_client().get("/health")
+        assert behind.status_code == 503 and "the schema is at 0007" in behind.get_json()["error"]
+        upgrade_database(empty_database_url)
+        assert app.test_client().get("/health").status_code == 200
+    finally:
+        app.extensions["router"].dispose()
+
+
 def test_health_answers_503_when_the_database_is_unreachable(tmp_path):
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite",
                       "RUN_SWEEPER": False,
