@@ -57,19 +57,22 @@
       const form = event.target.closest("form.action");
       if (!form) return;
       event.preventDefault();
+      // Busy until the answer: a second press does nothing. aria-disabled, not disabled: disabling the focused
+      // button would drop the keyboard focus, and a live update redrawing the page meanwhile could not give it back.
+      if (form.dataset.busy) return;
+      form.dataset.busy = "1";
       const buttons = form.querySelectorAll("button");
-      const focused = document.activeElement;  // disabling a focused button drops the focus: it is given back
-      const enable = function () {
-        buttons.forEach(function (b) { b.disabled = false; });
-        if (focused && document.contains(focused) && document.activeElement === document.body) focused.focus();
+      buttons.forEach(function (b) { b.setAttribute("aria-disabled", "true"); });
+      const done = function () {
+        delete form.dataset.busy;
+        buttons.forEach(function (b) { b.removeAttribute("aria-disabled"); });
       };
-      buttons.forEach(function (b) { b.disabled = true; });
       try {
         const state = await post(form);
-        enable();
+        done();
         if (state) { render(state); showMessage(state.message, false); }
       } catch (err) {
-        enable();
+        done();
         showMessage(err.message, true);
       }
     });
