@@ -97,11 +97,8 @@ class Telephony:
         else:
             raise TelephonyError(f"{url} is not a recording of account {self.account_sid}", code=20404, status=404)
         target = self._base_url + url[len(host):]
-        try:
-            reply = requests.get(target, auth=self._auth, timeout=TIMEOUT_SECONDS)
-        except requests.RequestException as err:
-            cls = TelephonyUnreachable if _never_sent(err) else TelephonyUnavailable
-            raise cls(f"Twilio is unreachable: {err}") from err
+        reply = self._do(f"fetch recording {target}",
+                         lambda: requests.get(target, auth=self._auth, timeout=TIMEOUT_SECONDS))
         if reply.status_code >= 500:
             raise TelephonyUnavailable(f"Twilio failed to send the recording (HTTP {reply.status_code})",
                                        status=reply.status_code)
