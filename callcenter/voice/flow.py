@@ -445,7 +445,8 @@ def caller_gone(center: ContactCenter, task_sid: str) -> None:
 
 def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None = None) -> None:
     """The caller never reached the agent: give them a new task, still waiting in queue. The agent goes to
-    `agent_activity_sid` (default: available) before the new task is routed, so it is not offered back to them."""
+    `agent_activity_sid` (default: available) before the new task is routed, so it is not offered back to them.
+    The old task's agent legs end (their calls are over or going: nothing is hung up here)."""
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
         call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
@@ -460,6 +461,7 @@ def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None
                                      priority=task.priority + 1, task_channel="voice",
                                      ttl=center.voice.max_wait_seconds or DEFAULT_TTL)
         call.task_sid, call.outcome, call.worker_sid, call.date_answered = replacement.sid, None, None, None
+        _end_legs(tx, task_sid, statuses=("dialing", "ringing", "answered", *CALLER_MOVED))
 
 
 def return_caller_to_line(center: ContactCenter, task_sid: str, why: str) -> None:
@@ -469,8 +471,6 @@ def return_caller_to_line(center: ContactCenter, task_sid: str, why: str) -> Non
     caller = caller_of(task_sid)
     log.warning("caller of task %s goes back in line: %s", task_sid, why)
     requeue(center, task_sid)
-    with get_router().transaction(center.workspace_sid) as tx:  # the agent's call is over: nothing to hang up
-        _end_legs(tx, task_sid, statuses=("dialing", "ringing", "answered", *CALLER_MOVED))
     if caller is None:
         return
     try:
@@ -638,10 +638,6 @@ def accepted_but_not_answered(center: ContactCenter, reservation_sid: str) -> No
     with get_router().read() as session:
         timeout_activity = session.get(Workspace, center.workspace_sid).timeout_activity_sid
     requeue(center, task.sid, agent_activity_sid=timeout_activity or center.activity_for("offline"))
-    with get_router().transaction(center.workspace_sid) as tx:
-        leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
-        if leg is not None:
-            leg.status, leg.date_updated = "ended", tx.now
     tell_agent_how_to_come_back(center, worker)
 
 
