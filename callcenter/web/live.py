@@ -257,6 +257,13 @@ def _about_queues(notice: dict[str, Any], workspace_sid: str, queue_sids: set[st
         event[4] in queue_sids and event[0].startswith(("task-queue.", "task.")) for event in notice.get("events", []))
 
 
+def _changes_membership(notice: dict[str, Any], workspace_sid: str, worker_sid: str) -> bool:
+    """The worker's queues may have changed: their attributes, or a queue's TargetWorkers."""
+    return notice.get("ws") == workspace_sid and any(
+        (event[0] == "worker.attributes.update" and event[2] == worker_sid) or event[0] == "task-queue.expression.updated"
+        for event in notice.get("events", []))
+
+
 def _member_queues(worker_sid: str) -> set[str]:
     from callcenter.routing.models import TaskQueueMember
 
@@ -330,10 +337,12 @@ def stream():
                         held, next_queue_notice = None, time.monotonic() + queue_interval
                     else:
                         yield ": keep-alive\n\n"
-                elif _concerns(notice, workspace_sid, worker_sid):
-                    if worker_sid is not None and not notice.get("reconnected"):  # their attributes, so queues, may change
-                        with app.app_context():
-                            queues = _member_queues(worker_sid)
+                    continue
+                if worker_sid is not None and _changes_membership(notice, workspace_sid, worker_sid):
+                    with app.app_context():
+                        queues = _member_queues(worker_sid)
+                if _concerns(notice, workspace_sid, worker_sid):
+                    if worker_sid is not None and not notice.get("reconnected"):
                         held, next_queue_notice = None, time.monotonic() + queue_interval  # the page re-fetches all
                     yield change(notice)
                 elif worker_sid is not None and _about_queues(notice, workspace_sid, queues):
