@@ -8,6 +8,7 @@ running app the loaded contact center (sids resolved once per process).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -24,7 +25,8 @@ from sqlalchemy import select
 from callcenter import config
 from callcenter.database import get_router
 from callcenter.phones import to_e164
-from callcenter.routing import Router, queues, workers, workflows, workspaces
+from callcenter.routing import Router, queues, validation, workers, workflows, workspaces
+from callcenter.routing.errors import RoutingError
 from callcenter.routing.expressions import ExpressionError, compile_expression
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow, Workspace
 
@@ -203,89 +205,143 @@ def line_of(content: str, where: str) -> int | None:
     return best
 
 
+_WORKSPACE_KEYS = ("name", "prioritize_queue_order", "timezone")
+_ACTIVITY_KEYS = ("name", "available", "role")
+_QUEUE_KEYS = ("name", "target_workers")
+_WORKFLOW_KEYS = ("name", "task_reservation_timeout", "filters", "default_filter")
+_FILTER_KEYS = ("name", "expression", "targets")
+_AGENT_KEYS = ("name", "contact_uri", "phone", "attributes")
+_MENU_KEYS = ("prompt_on_retry", "default_option", "options")
+_OPTION_KEYS = ("digit", "words", "prompt", "attributes")
+# Seconds: (smallest, largest). A ring shorter than 5 s is cut by Twilio; a recording is at most 4 hours.
+_VOICE_SECONDS = {"ring_seconds": (5, 600), "wrap_up_seconds": (0, 86_400), "max_wait_seconds": (0, 86_400),
+                  "voicemail_max_seconds": (1, 14_400)}
+
+
 def parse_spec(raw: dict[str, Any]) -> Spec:
+    """Check the whole file, down to the limits the engine will enforce, so that loading it cannot stop
+    half way: every SpecError starts with the setting it is about (`queues[1].target_workers: ...`)."""
+    _known(raw, ("workspace", "activities", "queues", "workflow", "voice", "menu", "agents", "timezone"), "")
     workspace = _table(raw, "workspace")
     if "timezone" in raw:
         raise SpecError("timezone: the contact center's time zone goes in [workspace] (workspace.timezone)")
+    _known(workspace, _WORKSPACE_KEYS, "workspace")
     timezone = _timezone(workspace.get("timezone", "UTC"))
+    order = workspace.get("prioritize_queue_order", "FIFO")
+    order = order.upper() if isinstance(order, str) else order
+    if order not in ("FIFO", "LIFO"):
+        raise SpecError(f"workspace.prioritize_queue_order: {order!r} is not \"FIFO\" or \"LIFO\"")
     activities = []
-    for index, item in enumerate(raw.get("activities", [])):
+    for index, item in enumerate(_tables(raw, "activities", "activities")):
         where = f"activities[{index}]"
+        _known(item, _ACTIVITY_KEYS, where)
         role = item.get("role")
         if role is not None and role not in ROLES:
             raise SpecError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
-        activities.append((_text(item, "name", where), bool(item.get("available", False)), role))
+        activities.append((_name(item, where), _flag(item, "available", where, False), role))
+    _unique([name for name, _, _ in activities], "activities", "activity")
+    _unique([role for _, _, role in activities if role], "activities", "role", "two activities have the role")
     roles = {role for _, _, role in activities if role}
     defaults = {"available": ("Available", True), "offline": ("Offline", False)}
     for role, (name, available) in defaults.items():
         if role not in roles:
+            if name in {n for n, _, _ in activities}:
+                raise SpecError(f"activities: {name!r} is listed without role = \"{role}\", and no other "
+                                f"activity has that role; add role = \"{role}\" to it")
             activities.append((name, available, role))
-    for role, (_, available, _) in {r: a for a in activities for r in [a[2]] if r}.items():
-        if available != (role == "available"):
-            raise SpecError(f"activities: the {role!r} activity must have available = {role == 'available'}")
+    for _, available, role in activities:
+        if role and available != (role == "available"):
+            raise SpecError(f"activities: the {role!r} activity must have available = {str(role == 'available').lower()}")
     queue_specs = []
-    for index, item in enumerate(raw.get("queues", [])):
+    for index, item in enumerate(_tables(raw, "queues", "queues")):
         where = f"queues[{index}]"
-        target = item.get("target_workers", "1 == 1")
+        _known(item, _QUEUE_KEYS, where)
+        target = _string(item, "target_workers", where, "1 == 1")
         _check_expression(target, f"{where}.target_workers")
-        queue_specs.append((_text(item, "name", where), target))
-    queue_names = {name for name, _ in queue_specs}
+        queue_specs.append((_name(item, where), target))
+    queue_names = [name for name, _ in queue_specs]
+    _unique(queue_names, "queues", "queue")
     if not queue_names:
         raise SpecError("queues: at least one queue is needed")
     workflow = _table(raw, "workflow")
+    _known(workflow, _WORKFLOW_KEYS, "workflow")
     filters = []
-    for index, item in enumerate(workflow.get("filters", [])):
+    for index, item in enumerate(_tables(workflow, "filters", "workflow.filters")):
         where = f"workflow.filters[{index}]"
-        _check_expression(_text(item, "expression", where), f"{where}.expression")
-        targets = item.get("targets") or []
+        _known(item, _FILTER_KEYS, where)
+        name = _name(item, where)
+        expression = _string(item, "expression", where)
+        _check_expression(expression, f"{where}.expression")
+        targets = _tables(item, "targets", f"{where}.targets")
         if not targets:
             raise SpecError(f"{where}.targets: at least one target is needed")
         for t_index, target in enumerate(targets):
-            _check_queue(target, queue_names, f"{where}.targets[{t_index}]")
-        filters.append({"name": _text(item, "name", where), "expression": item["expression"], "targets": targets})
+            _check_queue(target, set(queue_names), f"{where}.targets[{t_index}]")
+        filters.append({"name": name, "expression": expression, "targets": targets})
+    _unique([item["name"] for item in filters], "workflow.filters", "filter")
     default_filter = workflow.get("default_filter")
     if default_filter is not None:
-        _check_queue(default_filter, queue_names, "workflow.default_filter")
+        _check_queue(default_filter, set(queue_names), "workflow.default_filter")
         if "timeout" in default_filter:
             raise SpecError("workflow.default_filter.timeout: TaskRouter's default filter has no timeout; "
                             "set voice.max_wait_seconds")
     agents = []
-    for index, item in enumerate(raw.get("agents", [])):
+    for index, item in enumerate(_tables(raw, "agents", "agents")):
         where = f"agents[{index}]"
-        contact_uri = _text(item, "contact_uri", where)
+        _known(item, _AGENT_KEYS, where)
+        contact_uri = _string(item, "contact_uri", where)
         if not contact_uri.startswith(("client:", "sip:")):
             normalized = to_e164(contact_uri)
             if normalized is None:
                 raise SpecError(f"{where}.contact_uri: {contact_uri!r} is not a phone number, client: or sip: address")
             contact_uri = normalized
-        phone = item.get("phone")
+        phone = _string(item, "phone", where, "") or None
         if phone is not None and to_e164(phone) is None:
             raise SpecError(f"{where}.phone: {phone!r} is not a phone number")
-        attributes = item.get("attributes", {})
-        if not isinstance(attributes, dict):
-            raise SpecError(f"{where}.attributes must be a table")
-        agents.append(AgentSpec(_text(item, "name", where), contact_uri, to_e164(phone), attributes))
-    voice = _voice(raw.get("voice", {}))
-    reservation_timeout = int(workflow.get("task_reservation_timeout", 120))
+        agent = AgentSpec(_name(item, where), contact_uri, to_e164(phone), _attributes(item, where))
+        try:
+            validation.attributes(json.dumps(agent.worker_attributes()))
+        except RoutingError as err:
+            raise SpecError(f"{where}.attributes: with contact_uri and phone, the worker's {err}") from None
+        agents.append(agent)
+    _unique([agent.name for agent in agents], "agents", "agent")
+    voice = _voice(_table(raw, "voice", required=False))
+    reservation_timeout = workflow.get("task_reservation_timeout", 120)
+    if isinstance(reservation_timeout, bool) or not isinstance(reservation_timeout, int) \
+            or not 1 <= reservation_timeout <= 86_400:
+        raise SpecError(f"workflow.task_reservation_timeout: {reservation_timeout!r} is not a number of seconds "
+                        "from 1 to 86400")
     # The reservation must outlast the ring and the agent's key press, or answered calls find it gone.
     needed = voice.ring_seconds + (CONFIRM_SECONDS if voice.agent_confirm else 0)
     if reservation_timeout < needed:
         raise SpecError(f"workflow.task_reservation_timeout: {reservation_timeout} s is shorter than the ring "
                         f"({voice.ring_seconds} s) and the agent's answer; use at least {needed}")
-    return Spec(
-        workspace_name=_text(workspace, "name", "workspace"),
-        prioritize_queue_order=workspace.get("prioritize_queue_order", "FIFO"),
+    spec = Spec(
+        workspace_name=_name(workspace, "workspace"),
+        prioritize_queue_order=order,
         activities=tuple(activities),
         queues=tuple(queue_specs),
-        workflow_name=_text(workflow, "name", "workflow"),
+        workflow_name=_name(workflow, "workflow"),
         task_reservation_timeout=reservation_timeout,
         filters=tuple(filters),
         default_filter=default_filter,
         voice=voice,
-        menu=_menu(raw.get("menu", {})),
+        menu=_menu(_table(raw, "menu", required=False)),
         agents=tuple(agents),
         timezone=timezone,
     )
+    _check_workflow(spec)
+    return spec
+
+
+def _check_workflow(spec: Spec) -> None:
+    """The engine's own check of the workflow this file makes (timeouts, priorities, order_by, skip_if...),
+    with stand-in queue sids, so that a file the engine would refuse stops before anything is written."""
+    stand_ins = {name: "WQ" + hashlib.sha256(name.encode()).hexdigest()[:32] for name, _ in spec.queues}
+    try:
+        workflows.parse_configuration(json.dumps(_workflow_configuration(spec, stand_ins)))
+    except RoutingError as err:
+        raise SpecError(f"workflow: {str(err).removeprefix('Configuration: ')}") from None
 
 
 def _timezone(name: Any) -> str:
@@ -304,34 +360,48 @@ def _timezone(name: Any) -> str:
 
 def _voice(raw: dict[str, Any]) -> VoiceSettings:
     known = VoiceSettings.__dataclass_fields__
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise SpecError(f"voice.{unknown[0]}: unknown setting")
-    values = dict(raw)
-    supervisors = []
-    for number in values.get("supervisors", []):
-        normalized = to_e164(number)
-        if normalized is None:
-            raise SpecError(f"voice.supervisors: {number!r} is not a phone number")
-        supervisors.append(normalized)
-    values["supervisors"] = tuple(supervisors)
-    for name in ("ring_seconds", "wrap_up_seconds", "voicemail_max_seconds", "max_wait_seconds"):
-        if name in values and (not isinstance(values[name], int) or values[name] < 0):
-            raise SpecError(f"voice.{name}: a number of seconds is expected")
+    _known(raw, tuple(known), "voice")
+    values: dict[str, Any] = {}
+    for name, spec_field in known.items():
+        if name not in raw:
+            continue
+        where = f"voice.{name}"
+        value = raw[name]
+        if name == "supervisors":
+            if not isinstance(value, list):
+                raise SpecError(f"{where}: a list of phone numbers is expected")
+            supervisors = []
+            for number in value:
+                normalized = to_e164(number) if isinstance(number, str) else None
+                if normalized is None:
+                    raise SpecError(f"{where}: {number!r} is not a phone number")
+                supervisors.append(normalized)
+            values[name] = tuple(supervisors)
+        elif name in _VOICE_SECONDS:
+            smallest, largest = _VOICE_SECONDS[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not smallest <= value <= largest:
+                raise SpecError(f"{where}: {value!r} is not a number of seconds from {smallest} to {largest}")
+            values[name] = value
+        elif spec_field.type == "bool":
+            values[name] = _flag(raw, name, "voice", False)
+        else:
+            values[name] = _string(raw, name, "voice", "")
     return VoiceSettings(**values)
 
 
 def _menu(raw: dict[str, Any]) -> Menu:
+    _known(raw, _MENU_KEYS, "menu")
     options = []
-    for index, item in enumerate(raw.get("options", [])):
+    for index, item in enumerate(_tables(raw, "options", "menu.options")):
         where = f"menu.options[{index}]"
+        _known(item, _OPTION_KEYS, where)
         digit = str(item.get("digit", ""))
         if len(digit) != 1 or digit not in "0123456789*#":
             raise SpecError(f"{where}.digit: one key (0-9, * or #) is expected")
-        attributes = item.get("attributes", {})
-        if not isinstance(attributes, dict):
-            raise SpecError(f"{where}.attributes must be a table")
-        options.append(MenuOption(digit, tuple(item.get("words", [])), _text(item, "prompt", where), attributes))
+        words = item.get("words", [])
+        if not isinstance(words, list) or not all(isinstance(word, str) and word.strip() for word in words):
+            raise SpecError(f"{where}.words: a list of words is expected")
+        options.append(MenuOption(digit, tuple(words), _string(item, "prompt", where), _attributes(item, where)))
     digits = [option.digit for option in options]
     if len(set(digits)) != len(digits):
         raise SpecError("menu.options: two options use the same digit")
@@ -339,21 +409,70 @@ def _menu(raw: dict[str, Any]) -> Menu:
     default = str(default) if default is not None else (digits[0] if digits else None)
     if options and default not in digits:
         raise SpecError(f"menu.default_option: {default!r} is not the digit of an option")
-    return Menu(tuple(options), default, raw.get("prompt_on_retry", Menu.prompt_on_retry))
+    return Menu(tuple(options), default, _string(raw, "prompt_on_retry", "menu", Menu.prompt_on_retry))
 
 
-def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+def _table(raw: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any]:
     value = raw.get(name)
+    if value is None and not required:
+        return {}
     if not isinstance(value, dict):
-        raise SpecError(f"[{name}] is missing")
+        raise SpecError(f"[{name}] is missing" if value is None else f"{name}: a table ([{name}]) is expected")
     return value
 
 
-def _text(raw: dict[str, Any], key: str, where: str) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
+def _tables(raw: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """A list of tables (`[[queues]]`, or `targets = [{...}, {...}]`); absent is empty."""
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise SpecError(f"{where}: a list of tables is expected")
+    return value
+
+
+def _known(raw: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """A misspelt setting is refused rather than ignored (`target_worker` would put everyone in the queue)."""
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        setting = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise SpecError(f"{setting}: unknown setting (known: {', '.join(keys)})")
+
+
+def _string(raw: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None or (default is None and isinstance(value, str) and not value.strip()):
         raise SpecError(f"{where}.{key} is missing")
+    if not isinstance(value, str):
+        raise SpecError(f"{where}.{key}: {value!r} is not a string (put it in quotes)")
     return value
+
+
+def _name(raw: dict[str, Any], where: str) -> str:
+    name = _string(raw, "name", where)
+    if len(name) > validation.MAX_FRIENDLY_NAME:
+        raise SpecError(f"{where}.name: {len(name)} characters; TaskRouter's limit is {validation.MAX_FRIENDLY_NAME}")
+    return name
+
+
+def _flag(raw: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"{where}.{key}: {value!r} is not true or false")
+    return value
+
+
+def _attributes(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    value = raw.get("attributes", {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}.attributes: a table is expected ({{ key = \"value\" }})")
+    return value
+
+
+def _unique(names: list[str], where: str, what: str, message: str | None = None) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise SpecError(f"{where}: {message or f'two {what} entries are named'} {name!r}")
+        seen.add(name)
 
 
 def _check_expression(text: str, where: str) -> None:
@@ -364,18 +483,35 @@ def _check_expression(text: str, where: str) -> None:
 
 
 def _check_queue(target: Any, names: set[str], where: str) -> None:
-    if not isinstance(target, dict) or target.get("queue") not in names:
-        queue = target.get("queue") if isinstance(target, dict) else target
+    if not isinstance(target, dict):
+        raise SpecError(f"{where}: a table such as {{ queue = \"Sales\" }} is expected")
+    queue = target.get("queue")
+    if not isinstance(queue, str) or queue not in names:
         raise SpecError(f"{where}.queue: {queue!r} is not one of the [[queues]]")
     if "expression" in target:
+        if not isinstance(target["expression"], str):
+            raise SpecError(f"{where}.expression: {target['expression']!r} is not a string (put it in quotes)")
         _check_expression(target["expression"], f"{where}.expression")
 
 
 # -- applying it to the engine ----------------------------------------------------------------------
 
 def apply(router: Router, spec: Spec, *, account_sid: str, callback_base_url: str) -> tuple[ContactCenter, list[str]]:
-    """Make the workspace match the spec; returns it resolved, and what was changed (for the operator)."""
+    """Make the workspace match the spec; returns it resolved, and what was changed (for the operator).
+
+    The spec was checked against the engine's limits when it was read; what the engine may still refuse
+    depends on the database (an activity that exists with the other availability). Each change is its own
+    transaction, so the SpecError says what was done before the refusal: loading again, once the file or
+    the database is mended, does the rest (loading is idempotent)."""
     changes: list[str] = []
+    try:
+        return _apply(router, spec, account_sid, callback_base_url, changes), changes
+    except (SpecError, RoutingError) as err:
+        done = "; ".join(changes) if changes else "nothing was changed"
+        raise SpecError(f"{err} (before this: {done})") from None
+
+
+def _apply(router: Router, spec: Spec, account_sid: str, callback_base_url: str, changes: list[str]) -> ContactCenter:
     base = callback_base_url.rstrip("/")
     event_url, assignment_url = f"{base}/voice/events", f"{base}/voice/assignment"
     workspace = _find_workspace(router, spec.workspace_name, account_sid)
@@ -452,8 +588,7 @@ def apply(router: Router, spec: Spec, *, account_sid: str, callback_base_url: st
         elif json.loads(worker.attributes) != attributes:
             workers.update_worker(router, ws, worker.sid, attributes=json.dumps(attributes))
             changes.append(f"updated agent {agent.name}")
-    center = ContactCenter(spec, ws, workflow.sid, activity_sids, role_sids, queue_sids)
-    return center, changes
+    return ContactCenter(spec, ws, workflow.sid, activity_sids, role_sids, queue_sids)
 
 
 def _workflow_configuration(spec: Spec, queue_sids: dict[str, str]) -> dict[str, Any]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import json
 import re
+import tomllib
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -14,6 +18,7 @@ from sqlalchemy import select
 from callcenter import contact_center
 from callcenter.contact_center import SpecError, parse_spec, read_spec
 from callcenter.database import get_router
+from callcenter.routing import Router
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow, Workspace
 from tests.support import CONTACT_CENTER_FILE, PUBLIC_BASE_URL, TWILIO_API
 
@@ -103,6 +108,89 @@ def test_a_wrong_file_is_refused_with_where_and_what(tmp_path, edit, message):
     path.write_text(BASE.replace(*edit))
     with pytest.raises(SpecError, match=message):
         read_spec(path)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    # a value of the wrong type names its setting instead of raising a traceback
+    (('supervisors = ["+15005550999"]', 'supervisors = "+15005550999"'), r"voice\.supervisors: a list of phone"),
+    (('targets = [{ queue = "Sales", timeout = 120 }]', 'targets = { queue = "Sales" }'),
+     r"workflow\.filters\[0\]\.targets: a list of tables"),
+    (('target_workers = "products HAS \'sales\'"', "target_workers = 5"),
+     r"queues\[0\]\.target_workers: 5 is not a string"),
+    (('words = ["sales"]', 'words = "sales"'), r"menu\.options\[0\]\.words: a list of words"),
+    (("agent_confirm = true", 'agent_confirm = "no"'), r"voice\.agent_confirm: 'no' is not true or false"),
+    (('phone = "+15005550003"', "phone = 15005550003"), r"agents\[2\]\.phone: 15005550003 is not a string"),
+    (("task_reservation_timeout = 30", 'task_reservation_timeout = "30"'),
+     r"workflow\.task_reservation_timeout: '30' is not a number of seconds"),
+    (("ring_seconds = 12", "ring_seconds = 0"), r"voice\.ring_seconds: 0 is not a number of seconds from 5"),
+    # a misspelt key would have been ignored: here, everyone would have been put in the queue
+    (("target_workers = \"products HAS 'sales'\"", "target_worker = \"products HAS 'sales'\""),
+     r"queues\[0\]\.target_worker: unknown setting"),
+    # what the engine would refuse half way through loading is refused before anything is written
+    (('targets = [{ queue = "Sales", timeout = 120 }]', 'targets = [{ queue = "Sales", timeout = -5 }]'),
+     r"workflow: filter 'Sales' target 1 timeout must be between 1 and"),
+    (('targets = [{ queue = "Sales", timeout = 120 }]', 'targets = [{ queue = "Sales", order_by = "x" }]'),
+     r"workflow: filter 'Sales' target 1 order_by"),
+    (('name = "Carol"', f'name = "{"C" * 65}"'), r"agents\[2\]\.name: 65 characters; TaskRouter's limit is 64"),
+    (('attributes = { products = ["sales"] }', f'attributes = {{ notes = "{"n" * 4100}" }}'),
+     r"agents\[2\]\.attributes: with contact_uri and phone, the worker.s Attributes is \d+ characters; the limit is 4096"),
+    (('name = "Bob"', 'name = "Alice"'), r"agents: two agent entries are named 'Alice'"),
+    (('name = "Support"\ntarget', 'name = "Sales"\ntarget'), r"queues: two queue entries are named 'Sales'"),
+    (('[workspace]\n', '[workspace]\nprioritize_queue_order = "oldest"\n'),
+     r"workspace\.prioritize_queue_order: 'OLDEST' is not"),
+])
+def test_a_wrong_value_is_refused_before_anything_is_written(app, tmp_path, edit, message):
+    assert edit[0] in BASE
+    path = tmp_path / "cc.toml"
+    path.write_text(BASE.replace(*edit))
+    before = _rows(get_router(app))
+    with pytest.raises(SpecError, match=message):
+        read_spec(path)
+    result = app.test_cli_runner().invoke(args=["contact-center", "load", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output and re.search(message, result.output)
+    assert _rows(get_router(app)) == before
+
+
+def _rows(router):
+    with router.read() as session:
+        return {model.__name__: sorted((row.sid, row.friendly_name) for row in session.scalars(select(model)))
+                for model in (Workspace, Activity, TaskQueue, Workflow, Worker)}
+
+
+def _settings(value, where=()):
+    """Every setting of a parsed TOML document, as paths (("queues", 0, "name"), ...)."""
+    yield where
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield from _settings(child, (*where, key))
+
+
+WRONG_VALUES = ["x", "", " ", 0, -5, 99_999_999, 1.5, True, [], [1], {}, {"a": 1}, "a" * 5000]
+
+
+def test_any_setting_given_any_wrong_value_is_refused_by_name_or_loads_whole(sqlite_url):
+    """Each setting of the file, given each of these values in turn: reading the file either refuses it
+    (SpecError, never another exception) or gives a spec the engine loads without refusing anything."""
+    base = tomllib.loads(BASE)
+    router = Router(sqlite_url)
+    accepted = 0
+    try:
+        for where in list(_settings(base))[1:]:
+            for value in WRONG_VALUES:
+                raw = copy.deepcopy(base)
+                parent = functools.reduce(lambda node, key: node[key], where[:-1], raw)
+                parent[where[-1]] = value
+                try:
+                    spec = parse_spec(raw)
+                except SpecError:
+                    continue
+                accepted += 1
+                # A workspace of its own for each, so that no case finds another's rows.
+                spec = dataclasses.replace(spec, workspace_name=f"case {accepted}")
+                contact_center.apply(router, spec, account_sid="AC" + "1" * 32, callback_base_url=PUBLIC_BASE_URL)
+    finally:
+        router.dispose()
+    assert accepted > 50  # most wrong names and texts are still names and texts
 
 
 def test_a_file_that_is_not_toml_names_the_line(tmp_path):
