@@ -10,6 +10,7 @@ import atexit
 import fcntl
 import functools
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,13 +142,23 @@ def init_app(app: Flask) -> None:
     router.event_retention = retention
     router.callback_policy = callback_policy
     app.extensions["router"] = router
-    if app.config.get("RUN_SWEEPER"):
+    if app.config.get("RUN_SWEEPER") and not one_off_command():
         sweeper = Sweeper(router, interval=app.config.get("SWEEP_INTERVAL", 0.5)).start()
         app.extensions["sweeper"] = sweeper
         atexit.register(sweeper.stop)
     app.cli.add_command(init_db_command)
     app.cli.add_command(check_command)
     app.cli.add_command(routing_cli)
+
+
+def one_off_command() -> bool:
+    """Whether this process is a `flask --app app <command>` that does a job and exits (init-db,
+    contact-center load, check...): it must not fire timers or send callbacks behind the job's back, nor
+    be stopped in the middle of them; `routing sweep` runs its own sweeper. `flask run` serves, and sweeps."""
+    if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return False
+    context = click.get_current_context(silent=True)
+    return context is not None and context.info_name != "run"
 
 
 def _auth_token_lookup(app: Flask):

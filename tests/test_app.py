@@ -5,16 +5,20 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import click
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
+from flask.cli import cli as flask_cli
 from sqlalchemy import create_engine, inspect, text
 
 from app import create_app
-from callcenter.database import alembic_config, upgrade_database
+from callcenter.database import alembic_config, one_off_command, upgrade_database
 from callcenter.routing import Router, workspaces
 from callcenter.routing.models import Base
+from callcenter.routing.outbox import Sweeper
 
 
 @pytest.fixture
@@ -102,6 +106,35 @@ def test_settings_in_the_environment_are_read(monkeypatch):
     assert (config["RUN_SWEEPER"], config["AUTO_MIGRATE"], config["SWEEP_INTERVAL"], config["PORT"]) == (
         False, True, 0.25, 8000)
     assert (config["DATABASE_MAX_OVERFLOW"], config["LIVE_QUEUE_NOTICE_SECONDS"]) == (0, 0.0)
+
+
+@pytest.mark.parametrize("args", [["check"], ["init-db"], ["routing", "check"]])
+def test_a_one_off_command_does_not_start_the_sweeper(monkeypatch, sqlite_url, args):
+    """`flask --app app check` (or init-db, contact-center load...) used to start the sweeper as the app
+    it served does: timers fired and callbacks went out behind the command's back, cut off at its exit."""
+    started = []
+    monkeypatch.setattr(Sweeper, "start", lambda self: started.append(self) or self)
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "false")  # flask's CLI sets it to "true"; put back after
+    for name, value in {"DATABASE_URL": sqlite_url, "RUN_SWEEPER": "true", "AUTO_MIGRATE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(flask_cli, ["--app", "app", *args])
+    assert result.exit_code == 0, result.output
+    assert started == []
+
+
+def test_flask_run_sweeps_and_a_served_app_sweeps(monkeypatch, sqlite_url):
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    with click.Context(click.Command("run"), info_name="run"):
+        assert not one_off_command()
+    with click.Context(click.Group("flask"), info_name="flask"):  # loading the app to find a command
+        assert one_off_command()
+    monkeypatch.delenv("FLASK_RUN_FROM_CLI")
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "RUN_SWEEPER": True, "AUTO_MIGRATE": True})
+    try:
+        assert app.extensions["sweeper"] is not None
+    finally:
+        app.extensions["sweeper"].stop()
+        app.extensions["router"].dispose()
 
 
 def test_init_db_command_is_safe_to_run_twice(app):
