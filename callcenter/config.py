@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -38,6 +39,26 @@ def _number(name: str, default: str, kind: type = int, *, minimum: float = 0, ab
     return number
 
 
+def _url(name: str, default: str | None = None) -> str | None:
+    """A base URL setting (`https://cc.example.com`), without its trailing slash. One without a scheme or host
+    would build every webhook URL wrong: Twilio's signatures would never match and each webhook answer 403."""
+    value = (os.environ.get(name) or "").strip() or default
+    if value is None:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(f"{name} must be an http(s) URL with a host and no query, such as "
+                         f"https://cc.example.com, not {value!r}")
+    return value.rstrip("/")
+
+
+def _log_level(name: str, default: str) -> str:
+    value = (os.environ.get(name) or default).strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {os.environ.get(name)!r}")
+    return value
+
+
 def load_config() -> dict[str, Any]:
     """The app's settings from the environment; `.env` in the working directory is read first."""
     load_dotenv(override=False)
@@ -46,14 +67,14 @@ def load_config() -> dict[str, Any]:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),
         "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN"),
-        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL"),
+        "PUBLIC_BASE_URL": _url("PUBLIC_BASE_URL"),
         # Twilio's REST API, or the local phone simulator / a test double standing in for it.
-        "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or "https://api.twilio.com",
+        "TWILIO_API_BASE_URL": _url("TWILIO_API_BASE_URL", "https://api.twilio.com"),
         # The contact center's Twilio number: texts to agents and supervisors come from it.
         "TWILIO_PHONE_NUMBER": os.environ.get("TWILIO_PHONE_NUMBER"),
         # Where the engine posts assignment and event callbacks for the voice app; default PUBLIC_BASE_URL.
         # In production, the app's internal address (e.g. http://127.0.0.1:8000) spares a trip through the tunnel.
-        "CALLBACK_BASE_URL": os.environ.get("CALLBACK_BASE_URL"),
+        "CALLBACK_BASE_URL": _url("CALLBACK_BASE_URL"),
         # Networks the engine never sends callbacks to, whoever set the URL (callcenter/routing/callback_network.py):
         # CIDRs and `metadata` (link-local: cloud metadata services), `private` (every non-public address), `none`.
         # The app's own callback base URL is always allowed.
@@ -72,7 +93,7 @@ def load_config() -> dict[str, Any]:
         "RUN_SWEEPER": _flag("RUN_SWEEPER", True),
         # `json` (one object per line, with the task/reservation/call sids) for log collectors; `text` to read.
         "LOG_FORMAT": (os.environ.get("LOG_FORMAT") or "text").strip().lower(),
-        "LOG_LEVEL": (os.environ.get("LOG_LEVEL") or "INFO").strip().upper(),
+        "LOG_LEVEL": _log_level("LOG_LEVEL", "INFO"),
         "SWEEP_INTERVAL": _number("SWEEP_INTERVAL", "0.5", float, above=True),
         # Events and callbacks given up on are kept this many days, as TaskRouter keeps events (0: for ever).
         "EVENT_RETENTION_DAYS": os.environ.get("EVENT_RETENTION_DAYS", "30"),

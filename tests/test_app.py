@@ -86,6 +86,10 @@ def test_a_bad_setting_stops_the_app_before_it_touches_the_database(tmp_path, se
     ("DATABASE_POOL_RECYCLE", "1h"), ("SWEEP_INTERVAL", "0"), ("SERVICE_LEVEL_SECONDS", "-20"),
     ("SESSION_LIFETIME_HOURS", "-1"), ("SESSION_IDLE_MINUTES", "nan"), ("LIVE_STREAMS_PER_USER", "0"),
     ("LIVE_STREAM_SECONDS", "-5"), ("LIVE_QUEUE_NOTICE_SECONDS", "x"),
+    # a base URL without a scheme built every webhook URL wrong: each webhook then answered 403
+    ("PUBLIC_BASE_URL", "cc.example.com"), ("CALLBACK_BASE_URL", "127.0.0.1:8000"),
+    ("TWILIO_API_BASE_URL", "https://api.twilio.com/?x=1"), ("PUBLIC_BASE_URL", "ftp://cc.example.com"),
+    ("LOG_LEVEL", "verbose"),
 ])
 def test_a_mistyped_setting_in_the_environment_stops_the_start_and_is_named(monkeypatch, setting, value):
     """Read as false, a mistyped RUN_SWEEPER=ture silently stopped every timer and callback."""
@@ -106,6 +110,18 @@ def test_settings_in_the_environment_are_read(monkeypatch):
     assert (config["RUN_SWEEPER"], config["AUTO_MIGRATE"], config["SWEEP_INTERVAL"], config["PORT"]) == (
         False, True, 0.25, 8000)
     assert (config["DATABASE_MAX_OVERFLOW"], config["LIVE_QUEUE_NOTICE_SECONDS"]) == (0, 0.0)
+
+
+def test_base_urls_are_read_without_their_trailing_slash(monkeypatch):
+    from callcenter.config import load_config
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", " https://abc.ngrok.app/ ")
+    monkeypatch.setenv("CALLBACK_BASE_URL", "")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    config = load_config()
+    assert (config["PUBLIC_BASE_URL"], config["CALLBACK_BASE_URL"], config["TWILIO_API_BASE_URL"]) == (
+        "https://abc.ngrok.app", None, "https://api.twilio.com")
+    assert config["LOG_LEVEL"] == "WARNING"
 
 
 @pytest.mark.parametrize("args", [["check"], ["init-db"], ["routing", "check"]])
