@@ -188,9 +188,12 @@ class Telephony:
                    else TelephonyError)
             log.warning("twilio refused to %s: HTTP %s, code %s: %s", what, err.status, err.code, err.msg)
             raise cls(err.msg or str(err), code=err.code, status=err.status) from err
-        except TwilioException as err:  # the SDK's own, e.g. a list page it could not read
-            log.warning("twilio refused to %s: %s", what, err)
-            raise TelephonyError(str(err)) from err
+        except TwilioException as err:  # the SDK's own, e.g. a list page it could not read (with its response)
+            status = getattr(err.args[1], "status_code", None) if len(err.args) > 1 else None
+            log.warning("twilio refused to %s: HTTP %s: %s", what, status, err)
+            cls = (TelephonyUnreachable if status == 429 else TelephonyUnavailable if status and status >= 500
+                   else TelephonyError)
+            raise cls(f"Twilio answered HTTP {status} to {what}" if status else str(err), status=status) from err
         except requests.RequestException as err:
             log.warning("twilio unreachable to %s: %s", what, err)
             cls = TelephonyUnreachable if _never_sent(err) else TelephonyUnavailable

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
 from callcenter.phones import to_e164
-from callcenter.telephony import TelephonyError, get_telephony
+from callcenter.telephony import TelephonyError, TelephonyUnavailable, get_telephony
 
 twilio_cli = AppGroup("twilio", help="Connect the app to your Twilio account.")
 
@@ -23,15 +25,23 @@ def webhook_urls(base_url: str) -> dict[str, str]:
 @click.option("--base-url", default=None, help="The app's public URL (default: PUBLIC_BASE_URL).")
 def configure_number_command(phone_number: str, base_url: str | None) -> None:
     """Set PHONE_NUMBER's Voice, Messaging and call-status webhooks to this app's public URL."""
+    if not current_app.config.get("TWILIO_ACCOUNT_SID") or not current_app.config.get("TWILIO_AUTH_TOKEN"):
+        raise click.ClickException("set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (in .env): the number is "
+                                   "changed in that account")
     base_url = base_url or current_app.config.get("PUBLIC_BASE_URL")
     if not base_url:
         raise click.ClickException("set PUBLIC_BASE_URL (your ngrok https URL) or pass --base-url")
+    parsed = urlsplit(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query:
+        raise click.ClickException(f"{base_url!r} is not the app's public URL: give it as https://abc.ngrok.app")
     number = to_e164(phone_number)
     if number is None:
         raise click.ClickException(f"{phone_number!r} is not a phone number")
     urls = webhook_urls(base_url)
     try:
         sid = get_telephony().configure_number(number, **urls)
+    except TelephonyUnavailable as err:  # the command is safe to run again: it sets the same URLs
+        raise click.ClickException(f"{err}; run the command again") from None
     except TelephonyError as err:
         raise click.ClickException(f"Twilio refused: {err} (code {err.code})") from None
     click.echo(f"{number} ({sid}) now sends:")

@@ -252,3 +252,28 @@ def test_configure_number_says_when_the_number_is_not_in_the_account(app):
                                                    "key": "incoming_phone_numbers"}})
         result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "+15005550123"])
     assert result.exit_code != 0 and "is not a number of account" in result.output
+
+
+def test_configure_number_needs_the_account_it_changes_the_number_in(app):
+    """Without credentials it used to ask Twilio for account "None" and print a connection error."""
+    app.config.update(TWILIO_ACCOUNT_SID=None)
+    with responses.RequestsMock() as mock:  # any request to Twilio fails the test
+        result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "+15005550000"])
+        assert not mock.calls
+    assert result.exit_code == 1 and "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in result.output
+
+
+def test_configure_number_refuses_a_base_url_without_its_scheme(app):
+    with responses.RequestsMock() as mock:
+        result = app.test_cli_runner().invoke(
+            args=["twilio", "configure-number", "+15005550000", "--base-url", "abc.ngrok.app"])
+        assert not mock.calls
+    assert result.exit_code == 1 and "give it as https://abc.ngrok.app" in result.output
+
+
+def test_configure_number_says_to_try_again_when_twilio_fails(app):
+    with responses.RequestsMock() as mock:
+        mock.get(f"{TWILIO_API}/IncomingPhoneNumbers.json", status=503, json={"code": 20500, "message": "down"})
+        result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "+15005550000"])
+    assert result.exit_code == 1 and result.output.rstrip().endswith("run the command again")
+    assert "Traceback" not in result.output
