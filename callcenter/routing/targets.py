@@ -69,6 +69,9 @@ def keep_in_place(tx: Tx, task: Task, config: RoutingConfiguration) -> None:
     routed by the new configuration; its indexes must never point at another filter's target."""
     located = locate(config, parsed_attributes(task.attributes), task_age_seconds(task, tx.now))
     target = config.target(*located) if located is not None else None
+    # Its target (expression, order_by, known worker) may have changed, or it has none now: a worker the old
+    # one refused may take it at once, and nothing else would look again before the step ends.
+    tx.wake_task(task)
     if target is None or target.queue_sid != task.task_queue_sid:
         task.filter_index = task.target_index = None
         return

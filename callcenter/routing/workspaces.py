@@ -104,6 +104,11 @@ def update_workspace(
         if multi_task_enabled is not None:
             if workspace.multi_task_enabled and not multi_task_enabled:
                 raise IllegalState("Multitasking cannot be turned off once a workspace has it")
+            if multi_task_enabled and not workspace.multi_task_enabled:
+                # Workers busy on one channel may now take work on their others.
+                for worker in tx.session.scalars(select(Worker).where(Worker.workspace_sid == workspace.sid,
+                                                                      Worker.available.is_(True))):
+                    tx.wake_worker(worker)
             workspace.multi_task_enabled = multi_task_enabled
         if default_activity_sid is not None:
             workspace.default_activity_sid = tx.activity(default_activity_sid).sid

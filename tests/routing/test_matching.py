@@ -630,3 +630,15 @@ def test_invariant_check_reports_a_task_offered_twice_to_one_worker(center):
     assert f"task {task} is offered to worker {alice} 2 times at once" in problems
     with center.router.writer.begin() as connection:
         connection.execute(delete(Reservation).where(Reservation.sid == "WR" + "1" * 32))
+
+
+def test_turning_multitasking_on_offers_a_busy_worker_the_work_waiting_on_their_other_channels(single_tasking):
+    center = single_tasking
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    center.accept(center.pending_reservation(call).sid)
+    chat = center.task(task_channel="chat")
+    assert center.reservations(task_sid=chat) == []  # one task at a time
+    workspaces.update_workspace(center.router, center.ws, multi_task_enabled=True)
+    assert reserved_worker(center, chat) == alice  # nothing else would have looked again

@@ -483,6 +483,29 @@ def test_workflow_update_without_re_evaluate_tasks_leaves_waiting_tasks_in_place
     assert center.get_task(task).task_queue_sid == old
 
 
+def test_workflow_update_without_re_evaluate_tasks_offers_a_waiting_task_its_new_target_allows(center):
+    """The task keeps its step, but the step's target expression changed: a worker the old one refused may
+    take it now. Nothing looked again before, and the task waited for a worker idle beside it."""
+    tier = center.queue("Tier")
+    workflow = center.workflow(filters=[route("1==1", {"queue": tier, "expression": "worker.level > 5"})])
+    alice = center.worker("alice", {"level": 1})
+    task = center.task()
+    assert center.reservations(task_sid=task) == []
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(
+        route("1==1", {"queue": tier, "expression": "worker.level > 0"})))
+    assert center.pending_reservation(task).worker_sid == alice
+
+
+def test_workflow_update_that_leaves_a_task_without_a_step_offers_it_to_its_queue(center):
+    tier, other = center.queue("Tier"), center.queue("Other")
+    workflow = center.workflow(filters=[route("1==1", {"queue": tier, "expression": "worker.level > 5"})])
+    alice = center.worker("alice", {"level": 1})
+    task = center.task()
+    workflows.update_workflow(center.router, center.ws, workflow, configuration=configuration(default={"queue": other}))
+    assert center.get_task(task).task_queue_sid == tier  # kept in its queue, without the old target's expression
+    assert center.pending_reservation(task).worker_sid == alice
+
+
 def _support_and_sales(center):
     support_q, everyone_q = center.queue("Support", "team == 'support'"), center.queue("Everyone", "team == 'support'")
     sales_q, overflow_q = center.queue("Sales", "team == 'sales'"), center.queue("Sales overflow", "team == 'sales'")
