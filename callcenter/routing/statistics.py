@@ -557,13 +557,17 @@ def _activity_durations(session: Session, ws: str, workers: str | Collection[str
     return result
 
 
+_STINT_ENDS = ("worker.activity.update", "worker.deleted")
+
+
 def _stints(session: Session, ws: str, workers: str | Collection[str] | None, start: datetime,
             end: datetime) -> list[tuple]:
     """(activity sid, count, total ms, min ms, max ms) of the stints overlapping [start, end], in three groups."""
     start_ms, end_ms = epoch_ms(start), epoch_ms(end)
 
     def activity_updates(events) -> list:
-        found = [events.workspace_sid == ws, events.event_type == "worker.activity.update", events.wait_ms.is_not(None)]
+        # A stint ends when the worker changes activity, or is deleted (its event's activity is the stint's).
+        found = [events.workspace_sid == ws, events.event_type.in_(_STINT_ENDS), events.wait_ms.is_not(None)]
         return [*found, *_only_workers(events.worker_sid, workers)]
 
     def aggregate(activity_column, overlap):
@@ -571,16 +575,17 @@ def _stints(session: Session, ws: str, workers: str | Collection[str] | None, st
 
     ended_at = _EpochMs(Event.event_date)
     began = ended_at - Event.wait_ms
+    stint_activity = func.coalesce(Event.previous_activity_sid, Event.activity_sid)
     # Stints that ended inside the window; one that began before it counts from the window's start.
-    ended = aggregate(Event.previous_activity_sid, case((began < start_ms, ended_at - start_ms), else_=Event.wait_ms)) \
+    ended = aggregate(stint_activity, case((began < start_ms, ended_at - start_ms), else_=Event.wait_ms)) \
         .where(*activity_updates(Event), Event.event_date > start, Event.event_date <= end) \
-        .group_by(Event.previous_activity_sid)
+        .group_by(stint_activity)
     # Stints in progress at the window's end that ended later: each worker's first change after it.
     later = aliased(Event)
     first_change = select(func.min(later.id)).where(*activity_updates(later), later.event_date > end) \
         .group_by(later.worker_sid)
-    ended_later = aggregate(Event.previous_activity_sid, end_ms - case((began < start_ms, start_ms), else_=began)) \
-        .where(Event.id.in_(first_change), began < end_ms).group_by(Event.previous_activity_sid)
+    ended_later = aggregate(stint_activity, end_ms - case((began < start_ms, start_ms), else_=began)) \
+        .where(Event.id.in_(first_change), began < end_ms).group_by(stint_activity)
     # Stints still going on, for workers who have not changed activity since the window's end.
     since = _EpochMs(Worker.date_status_changed)
     changed_later = select(later.worker_sid).where(*activity_updates(later), later.event_date > end)

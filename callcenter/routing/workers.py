@@ -108,7 +108,10 @@ def delete_worker(router: Router, workspace_sid: str, worker_sid: str, *, if_mat
         if worker.active_reservations:
             raise IllegalState(f"Worker {worker.friendly_name} has {worker.active_reservations} active "
                                "reservation(s); finish or reject them first")
-        emit(tx, "worker.deleted", resource=worker, worker=worker, description=f"Worker {worker.friendly_name} deleted")
+        # Its time in its last activity ends here: the cumulative statistics count it (statistics._stints).
+        spent_ms = int((tx.now - worker.date_status_changed).total_seconds() * 1000)
+        emit(tx, "worker.deleted", resource=worker, worker=worker, description=f"Worker {worker.friendly_name} deleted",
+             wait_ms=spent_ms)
         tx.session.delete(worker)
 
 

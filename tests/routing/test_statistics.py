@@ -507,6 +507,26 @@ def test_activity_durations_of_a_window_ending_later_count_up_to_now(center):
     assert by_name(stats["activity_durations"], "total")["Available"] == 45
 
 
+def test_a_deleted_workers_time_still_counts_in_the_windows_it_was_in(center):
+    """Deleting a worker ended their last stint with no activity update: that time vanished, even from a
+    closed window in the past."""
+    t0 = center.clock.now()
+    center.worker("keep")
+    gone = center.worker("gone")
+    center.advance(30)
+    center.set_activity(gone, "Unavailable")
+    center.advance(70)
+    past = {"start_date": t0, "end_date": t0 + timedelta(seconds=60)}
+    before = by_name(statistics.workers_cumulative(center.router, center.ws, **past)["activity_durations"], "total")
+    workers.delete_worker(center.router, center.ws, gone)
+    center.advance(20)
+    after = by_name(statistics.workers_cumulative(center.router, center.ws, **past)["activity_durations"], "total")
+    assert before["Unavailable"] == after["Unavailable"] == 30
+    assert before["Available"] == after["Available"] == 60 + 30
+    now = by_name(statistics.workers_cumulative(center.router, center.ws, minutes=60)["activity_durations"], "total")
+    assert (now["Unavailable"], now["Available"]) == (70, 120 + 30)  # up to the deletion; keep's up to now
+
+
 def test_worker_cumulative_activity_durations_are_that_workers_own(center):
     alice = center.worker("alice")
     center.worker("bob", available=False)
