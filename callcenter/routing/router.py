@@ -198,6 +198,7 @@ class Tx:
         self._timers: dict[tuple[str, str], datetime | None] = {}
         self._created: set[str] = set()
         self._offered: set[str] = set()
+        self.versioned_workers: set[str] = set()  # workers whose version this transaction has raised
         self._config: WorkspaceConfiguration | None = None
         self._config_changed = False
         self._worker_channels: dict[tuple[str, str], Any] = {}

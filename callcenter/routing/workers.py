@@ -85,6 +85,7 @@ def update_worker(
         if attributes is not None and attributes != worker.attributes:
             worker.attributes = attributes
             refresh_worker_memberships(tx, worker)
+            raise_version(tx, worker)
             emit(tx, "worker.attributes.update", resource=worker, worker=worker,
                  description=f"Worker {worker.friendly_name} attributes updated")
             # New attributes may make the worker eligible for waiting tasks.
@@ -95,9 +96,17 @@ def update_worker(
         elif reject_pending_reservations:
             raise InvalidParameter("RejectPendingReservations needs an ActivitySid of an unavailable activity")
         if changed:
-            worker.version += 1
-            worker.date_updated = tx.now
+            raise_version(tx, worker)
         return worker
+
+
+def raise_version(tx: Tx, worker: Worker) -> None:
+    """The worker changed: its version (its ETag, and `worker_version` in the events of the change, so it is
+    raised before they are written) goes up once per transaction, whether the API or the engine changed it."""
+    if worker.sid not in tx.versioned_workers:
+        tx.versioned_workers.add(worker.sid)
+        worker.version += 1
+    worker.date_updated = tx.now
 
 
 def delete_worker(router: Router, workspace_sid: str, worker_sid: str, *, if_match: str | None = None) -> None:
@@ -148,7 +157,7 @@ def set_activity(tx: Tx, worker: Worker, activity: Activity, *, reject_pending: 
     worker.activity_sid = activity.sid
     worker.available = activity.available
     worker.date_status_changed = tx.now
-    worker.date_updated = tx.now
+    raise_version(tx, worker)
     if became_available:
         _loaded_channels_idle_from_now(tx, worker)
     emit(tx, "worker.activity.update", resource=worker, worker=worker,

@@ -372,6 +372,39 @@ def test_worker_update_with_the_current_if_match_succeeds(center):
     assert center.get_worker(alice).attributes == '{"skill": 2}'
 
 
+def test_a_workers_events_carry_the_version_the_change_gave_it(center):
+    """`worker_version` was written before the version went up: an event consumer that drops versions it has
+    seen dropped the change. A change the engine makes (a missed offer's timeout activity) raises it too, so
+    an If-Match taken before it is refused."""
+    center.workflow(default=center.queue(), task_reservation_timeout=30)
+    alice = center.worker("alice")
+    workers.update_worker(center.router, center.ws, alice, attributes='{"skill": 1}')
+    assert _last_worker_version(center, alice, "worker.attributes.update") == center.get_worker(alice).version == 2
+    center.set_activity(alice, "Unavailable")
+    center.set_activity(alice, "Available")
+    assert _last_worker_version(center, alice, "worker.activity.update") == center.get_worker(alice).version == 4
+    center.task()
+    center.advance(30)  # the offer times out: the engine moves alice to the timeout activity
+    assert center.activity_name(alice) == "Offline"
+    assert _last_worker_version(center, alice, "worker.activity.update") == center.get_worker(alice).version == 5
+    with pytest.raises(PreconditionFailed):
+        workers.update_worker(center.router, center.ws, alice, attributes='{"skill": 2}', if_match="4")
+
+
+def _last_worker_version(center, worker_sid, event_type):
+    import json
+
+    from sqlalchemy import select
+
+    from callcenter.routing.models import Event
+
+    with center.router.read() as session:
+        data = session.scalars(select(Event.event_data).where(Event.worker_sid == worker_sid,
+                                                              Event.event_type == event_type)
+                               .order_by(Event.id.desc())).first()
+    return int(json.loads(data)["worker_version"])
+
+
 def test_reservation_update_with_a_stale_if_match_is_refused(center, unchanged):
     staffed(center, "alice")
     reservation = center.pending_reservation(center.task())
