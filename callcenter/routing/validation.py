@@ -37,7 +37,7 @@ def attributes(value: Any, field: str = "Attributes") -> str:
     if len(value) > MAX_ATTRIBUTES:
         raise LimitExceeded(f"{field} is {len(value)} characters; the limit is {MAX_ATTRIBUTES}")
     try:
-        parsed = json.loads(value)
+        parsed = json.loads(value, parse_constant=not_json)
     except ValueError as err:
         raise InvalidParameter(f"{field} is not valid JSON: {err}") from None
     except RecursionError:  # `[[[[...]]]]` a few thousand deep: the parser gives up before the 4,096 limit does
@@ -45,6 +45,12 @@ def attributes(value: Any, field: str = "Attributes") -> str:
     if not isinstance(parsed, dict):
         raise InvalidParameter(f"{field} must be a JSON object, not {type(parsed).__name__}")
     return value
+
+
+def not_json(constant: str) -> Any:
+    """NaN, Infinity and -Infinity: Python's parser takes them, JSON (and every browser, and Twilio) does not;
+    kept, they would be written back out in answers that JSON.parse refuses."""
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def url(value: Any, field: str) -> str | None:

@@ -84,7 +84,7 @@ def parse_configuration(text: Any) -> RoutingConfiguration:
 @lru_cache(maxsize=1024)
 def _parse_configuration(text: str) -> RoutingConfiguration:
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=validation.not_json)
     except ValueError as err:
         raise InvalidParameter(f"Configuration is not valid JSON: {err}") from None
     except RecursionError:  # `[[[[...]]]]` a few thousand deep

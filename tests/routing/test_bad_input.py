@@ -127,6 +127,24 @@ def test_task_attributes_that_are_not_json_are_refused(center, unchanged):
     assert_twilio_error(err, 20001, 400)
 
 
+@pytest.mark.parametrize("attributes", ['{"size": NaN}', '{"size": Infinity}', '{"a": [-Infinity]}'])
+def test_task_and_worker_attributes_with_numbers_json_has_not_are_refused(center, unchanged, attributes):
+    """Python's parser takes NaN and Infinity; saved, they came back out in answers no JSON parser reads."""
+    routed(center)
+    with unchanged(), pytest.raises(InvalidParameter, match=r"not valid JSON: .*is not a JSON value") as err:
+        tasks.create_task(center.router, center.ws, attributes=attributes)
+    assert_twilio_error(err, 20001, 400)
+    with unchanged(), pytest.raises(InvalidParameter, match="not valid JSON"):
+        workers.create_worker(center.router, center.ws, friendly_name="alice", attributes=attributes)
+
+
+def test_a_workflow_configuration_with_nan_is_refused(center, unchanged):
+    queue = center.queue()
+    text = '{"task_routing": {"default_filter": {"queue": "%s", "priority": NaN}}}' % queue
+    with unchanged(), pytest.raises(InvalidParameter, match="not valid JSON"):
+        workflows.create_workflow(center.router, center.ws, friendly_name="w", configuration=text)
+
+
 @pytest.mark.parametrize("attributes", NOT_AN_OBJECT)
 def test_task_attributes_that_are_not_an_object_are_refused(center, unchanged, attributes):
     routed(center)
