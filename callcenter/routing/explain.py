@@ -17,9 +17,10 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import BindParameter, and_, case, exists, select
+from sqlalchemy import BindParameter, and_, case, exists, func, or_, select, text
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from .errors import NotFound
@@ -27,13 +28,25 @@ from .events import task_age_seconds
 from .expressions import Clause, resolve
 from .matching import (
     _reads_channels,
+    _serving_key,
+    _serving_order,
     current_target,
-    eligible_workers,
+    eligible_candidates,
     target_accepts,
     worker_conditions,
     worker_view,
 )
-from .models import Reservation, Task, TaskQueue, TaskQueueMember, Timer, Worker, WorkerChannel, Workspace
+from .models import (
+    WAITING_PREDICATE,
+    Reservation,
+    Task,
+    TaskQueue,
+    TaskQueueMember,
+    Timer,
+    Worker,
+    WorkerChannel,
+    Workspace,
+)
 from .queues import parsed_attributes, target_workers_expression
 from .router import Router, Tx
 from .targets import DEFAULT_FILTER, step_end_age
@@ -120,6 +133,10 @@ class TaskExplanation:
     ttl_seconds_left: float | None
     workers: list[Verdict]
     explained_at: datetime
+    # Waiting tasks of its queue and channel that the queue serves before it (None: not waiting in a queue).
+    ahead_in_queue: int | None = None
+    # When the workflow cancels it (workflow.timeout) if nobody takes it first, skip_if aside; None: it does not.
+    workflow_timeout_seconds_left: float | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -177,24 +194,94 @@ def explain_task_in(tx: Tx, task: Task) -> TaskExplanation:
     queue = tx.config.queues.get(task.task_queue_sid) if task.task_queue_sid else None
     waiting = task.assignment_status in WAITING
     verdicts = task_verdicts(tx, task) if waiting and queue is not None else []
+    ahead = _ahead_in_queue(tx, task, queue) if waiting and queue is not None else None
+    steps = _steps_ahead(tx, task) if waiting else []
+    timeout_left = None
+    if steps and steps[-1].queue_sid is None:
+        timeout_left = max(0.0, (task.date_created + timedelta(seconds=steps[-1].age) - tx.now).total_seconds())
     return TaskExplanation(
         workspace_sid=task.workspace_sid,
         task_sid=task.sid,
         assignment_status=task.assignment_status,
-        summary=_task_summary(task, queue, verdicts),
+        summary=_task_summary(task, queue, verdicts, ahead),
         age_seconds=task_age_seconds(task, tx.now),
         priority=task.priority,
         workflow_sid=task.workflow_sid,
         filters=filters,
         matched_filter=matched_filter,
-        target=_explain_target(tx, task, target, queue) if waiting and target is not None and queue else None,
+        target=_explain_target(tx, task, target, queue, steps) if waiting and target is not None and queue else None,
         task_queue_sid=task.task_queue_sid,
         max_reserved_workers=queue.max_reserved_workers if queue else None,
         pending_reservations=task.pending_reservations,
         ttl_seconds_left=_seconds_left(tx, "task_ttl", task.sid) if waiting else None,
         workers=verdicts,
         explained_at=tx.now,
+        ahead_in_queue=ahead,
+        workflow_timeout_seconds_left=timeout_left,
     )
+
+
+def _ahead_in_queue(tx: Tx, task: Task, queue: TaskQueue) -> int:
+    """How many waiting tasks of its queue and channel the queue serves before this one (matching's order)."""
+    if queue.task_order == "FIFO":
+        before = or_(Task.priority > task.priority,
+                     and_(Task.priority == task.priority,
+                          or_(Task.virtual_start_time < task.virtual_start_time,
+                              and_(Task.virtual_start_time == task.virtual_start_time, Task.sid < task.sid))))
+    else:
+        before = or_(Task.virtual_start_time > task.virtual_start_time,
+                     and_(Task.virtual_start_time == task.virtual_start_time, Task.sid > task.sid))
+    return tx.session.scalar(
+        select(func.count()).select_from(Task).where(
+            Task.task_queue_sid == queue.sid, Task.task_channel_sid == task.task_channel_sid,
+            text(f"tasks.{WAITING_PREDICATE}"), before))
+
+
+class Step(NamedTuple):
+    """Where the workflow sends the task at `age` (seconds) if nobody takes it: a target, or canceled
+    (`queue_sid` None)."""
+
+    age: int
+    filter_index: int | None
+    target_index: int | None
+    queue_sid: str | None
+
+
+def _steps_ahead(tx: Tx, task: Task) -> list[Step]:
+    """The steps the workflow will move the task through, from the one it is in, each time a step's timeout
+    ends it, as `targets.place` does (skip_if aside): empty when its step has no timeout."""
+    workflow = tx.config.workflows.get(task.workflow_sid) if task.workflow_sid else None
+    if workflow is None or task.filter_index is None or task.filter_index == DEFAULT_FILTER:
+        return []
+    config = configuration_of(workflow)
+    if not 0 <= task.filter_index < len(config.filters):
+        return []
+    attributes = parsed_attributes(task.attributes)
+    steps: list[Step] = []
+    index, position = task.filter_index, task.target_index or 0
+    ends = step_end_age(config.filters[index].targets, position)
+    while ends is not None and len(steps) < 100:
+        following = _next_step(config, attributes, index, position + 1, ends)
+        if following is None:
+            steps.append(Step(ends, None, None, None))
+            break
+        index, position = following
+        steps.append(Step(ends, index, position, config.filters[index].targets[position].queue_sid))
+        ends = step_end_age(config.filters[index].targets, position)
+    return steps
+
+
+def _next_step(config, attributes: dict, index: int, first: int, age: int) -> tuple[int, int] | None:
+    """The first target at or after (index, first) whose step is still open at `age` (targets.place)."""
+    while index < len(config.filters):
+        routing_filter = config.filters[index]
+        if first > 0 or routing_filter.expression(attributes):  # continuing in a filter keeps its match
+            for position in range(first, len(routing_filter.targets)):
+                ends = step_end_age(routing_filter.targets, position)
+                if ends is None or age < ends:
+                    return index, position
+        index, first = index + 1, 0
+    return None
 
 
 def task_verdicts(tx: Tx, task: Task) -> list[Verdict]:
@@ -249,7 +336,7 @@ def worker_verdicts(tx: Tx, worker: Worker, tasks: list[Task]) -> list[Verdict]:
         queue, target = tx.queue(task.task_queue_sid), current_target(tx, task)
         verdict = _first_reason(tx, task, queue, target, worker, row[1], row._mapping, offers, single_tasking)
         if not verdict.reason:
-            _rank(tx, task, queue, target, [verdict], offers)
+            _rank(tx, task, queue, target, [verdict], offers, until_sid=worker.sid)
         verdicts.append(verdict)
     return verdicts
 
@@ -286,24 +373,43 @@ def _first_reason(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, w
     elif not flags["channel_at_capacity"]:
         verdict.reason = "channel_at_capacity"
         verdict.detail = (f"channel {tx.channel(task.task_channel_sid).unique_name!r} is at capacity "
-                          f"({channel.reserved_tasks} of {channel.capacity} taken)")
+                          f"({channel.reserved_tasks} of {channel.capacity} taken: "
+                          f"{_held(tx, worker, task.task_channel_sid)})")
     elif not target_accepts(tx, target, task, worker):
         _failed_target(verdict, tx, target, task, worker)
     elif not flags["offer_blocked"]:
         verdict.reason = "rejected"
-        verdict.detail = "rejected this task in its current routing step; eligible again at the next target"
+        if task.filter_index is None or (target is not None and target.timeout is not None):
+            verdict.detail = ("rejected this task in its current routing step; it can be offered to them again "
+                              "once the step ends (its timeout)")
+        else:
+            verdict.detail = ("rejected this task in its current routing step, which has no timeout: it is not "
+                              "offered to them again unless the task's attributes change or the workflow is "
+                              "updated with ReEvaluateTasks; otherwise it waits until its TTL")
     elif single_tasking and not flags["reservation_pending_elsewhere"]:
         verdict.reason = "reservation_pending_elsewhere"
-        verdict.detail = (f"holds {worker.active_reservations} other reservation(s) and the workspace's "
-                          "multitasking is off")
+        verdict.detail = f"multitasking is off and they hold another task ({_held(tx, worker)})"
     return verdict
 
 
+def _held(tx: Tx, worker: Worker, channel_sid: str | None = None) -> str:
+    """The worker's live reservations, as "1 pending offer, 1 accepted" (on one channel, when given)."""
+    query = select(Reservation.reservation_status, func.count()).where(
+        Reservation.worker_sid == worker.sid, Reservation.reservation_status.in_(("pending", "accepted", "wrapping")))
+    if channel_sid is not None:
+        query = query.where(Reservation.task_channel_sid == channel_sid)
+    counts = dict(tx.session.execute(query.group_by(Reservation.reservation_status)).all())
+    words = {"pending": "pending offer", "accepted": "accepted", "wrapping": "wrapping up"}
+    return ", ".join(f"{counts[status]} {word}" for status, word in words.items() if counts.get(status)) or "none"
+
+
 def _rank(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, passing: list[Verdict],
-          offers: dict[tuple[str, str], Reservation]) -> None:
-    """Order the workers who pass every check exactly as `reserve_for_task` would offer them the task."""
+          offers: dict[tuple[str, str], Reservation], *, until_sid: str | None = None) -> None:
+    """Order the workers who pass every check exactly as `reserve_for_task` would offer them the task (with
+    `until_sid`, only as far as that worker, where the order allows: one worker's explanation)."""
     room = queue.max_reserved_workers - task.pending_reservations
-    ranked = [worker.sid for worker, _ in eligible_workers(tx, task, queue, target, limit=1_000_000)]
+    ranked = [candidate.sid for candidate in
+              eligible_candidates(tx, task, queue, target, limit=1_000_000, until_sid=until_sid)]
     place = {sid: position for position, sid in enumerate(ranked, 1)}
     ahead = ", ".join(worker_sid for task_sid, worker_sid in offers if task_sid == task.sid) or "nobody"
     for verdict in passing:
@@ -314,7 +420,8 @@ def _rank(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, passing: 
             verdict.detail = "not among the engine's candidates (please report this: explanation and engine disagree)"
         elif position <= room:
             verdict.reason, verdict.eligible = ELIGIBLE_NOW, True
-            verdict.detail = f"the engine's next match reserves this worker (place {position} of {len(ranked)})"
+            of = "" if until_sid else f" of {len(ranked)}"
+            verdict.detail = f"the engine's next match reserves this worker (place {position}{of})"
         else:
             verdict.reason = "lower_in_order"
             order = ("order_by " + ", ".join(f"{p} {'DESC' if d else 'ASC'}" for p, d in target.order_by)
@@ -342,14 +449,17 @@ def _failed_target(verdict: Verdict, tx: Tx, target: Target, task: Task, worker:
     verdict.reason = "failed_target_expression"
     task_env = {"task": parsed_attributes(task.attributes)}
     if target.known_worker_sid and resolve(task_env, target.known_worker_sid) != worker.sid:
-        verdict.detail = (f"the target routes to a known worker: {target.known_worker_sid} is "
-                          f"{resolve(task_env, target.known_worker_sid)!r}")
+        wanted = resolve(task_env, target.known_worker_sid)
+        verdict.detail = (f"the target routes to a known worker: {target.known_worker_sid} is {wanted!r}"
+                          + ("" if _known_worker_exists(tx, Worker.sid, wanted) else
+                             ", and no worker of this workspace has that sid"))
         return
     if target.known_worker_friendly_name:
         wanted = resolve(task_env, target.known_worker_friendly_name)
         if not isinstance(wanted, str) or wanted.casefold() != worker.name_key:
             verdict.detail = (f"the target routes to a known worker: {target.known_worker_friendly_name} "
-                              f"is {wanted!r}")
+                              f"is {wanted!r}" + ("" if _known_worker_exists(tx, Worker.name_key, wanted) else
+                                                  ", and no worker of this workspace has that name"))
             return
     env = {"task": task_env["task"], "worker": worker_view(tx, worker, with_channels=_reads_channels(target))}
     verdict.clauses = target.expression.explain(env) if target.expression is not None else []
@@ -358,16 +468,30 @@ def _failed_target(verdict: Verdict, tx: Tx, target: Target, task: Task, worker:
     verdict.detail = f"target expression {text!r} is false" + (f"; failed: {'; '.join(failed)}" if failed else "")
 
 
+def _known_worker_exists(tx: Tx, column, wanted) -> bool:
+    """Whether the worker a known-worker target asks for exists (asked once per explanation, not per worker)."""
+    if not isinstance(wanted, str):
+        return False
+    value = wanted.casefold() if column is Worker.name_key else wanted
+    known = tx.__dict__.setdefault("explain_known_workers", {})
+    if (column.key, value) not in known:
+        known[column.key, value] = tx.session.scalar(
+            select(Worker.sid).where(Worker.workspace_sid == tx.workspace.sid, column == value).limit(1)) is not None
+    return known[column.key, value]
+
+
 def _failed(clauses: list[Clause]) -> list[str]:
     return [f"{clause.text} ({clause.left!r} vs {clause.right!r})" for clause in clauses if not clause.result]
 
 
-def _task_summary(task: Task, queue: TaskQueue | None, verdicts: list[Verdict]) -> str:
+def _task_summary(task: Task, queue: TaskQueue | None, verdicts: list[Verdict], ahead: int | None = None) -> str:
     if task.assignment_status not in WAITING:
         return f"Task is {task.assignment_status}: it is not waiting for a worker"
     if queue is None:
         return "Task matched no workflow filter and there is no default filter: it waits in no queue"
     where = f"Waiting in TaskQueue {queue.friendly_name!r}"
+    if ahead:
+        where += f" behind {ahead} task(s) it serves first ({queue.task_order})"
     if task.filter_index is None:  # targets.keep_in_place
         where += (", where it was before the workflow's last update (which did not re-evaluate tasks); the new "
                   "configuration routes it when that step ends")
@@ -418,23 +542,24 @@ def _explain_filters(tx: Tx, task: Task) -> tuple[list[FilterExplanation], str |
     return explained, None
 
 
-def _explain_target(tx: Tx, task: Task, target: Target, queue: TaskQueue) -> TargetExplanation:
+def _explain_target(tx: Tx, task: Task, target: Target, queue: TaskQueue, steps: list[Step]) -> TargetExplanation:
     workflow = tx.config.workflows[task.workflow_sid]
     config = configuration_of(workflow)
     if task.filter_index == DEFAULT_FILTER:
         filter_name, then = "default_filter", "stays in the default filter until its TTL"
     else:
-        routing_filter = config.filters[task.filter_index]
-        filter_name = routing_filter.name
-        following = (task.target_index or 0) + 1
-        if target.timeout is None:
+        filter_name = config.filters[task.filter_index].name
+        if target.timeout is None or not steps:
             then = "stays in this target until its TTL"
-        elif following < len(routing_filter.targets):
-            next_queue = tx.config.queues.get(routing_filter.targets[following].queue_sid)
-            then = f"moves to target {following + 1} (TaskQueue {next_queue.friendly_name if next_queue else '?'!r})"
+        elif steps[0].queue_sid is None:
+            then = ("is canceled (workflow.timeout): it leaves filter " + repr(filter_name) + " and no later "
+                    "filter that matches it has a step still open at that age")
         else:
-            then = ("leaves filter " + repr(filter_name) + ": the next filter that matches, or canceled "
-                    "(workflow.timeout) if none does")
+            following = tx.config.queues.get(steps[0].queue_sid)
+            name = repr(following.friendly_name) if following else steps[0].queue_sid
+            then = f"moves to target {steps[0].target_index + 1} (TaskQueue {name})"
+            if steps[0].filter_index != task.filter_index:
+                then += f" of filter {config.filters[steps[0].filter_index].name!r}"
     moves_on_at = _due_at(tx, "target_timeout", task.sid)
     order_by = ", ".join(f"{p} {'DESC' if d else 'ASC'}" for p, d in target.order_by) or None
     return TargetExplanation(
@@ -458,28 +583,50 @@ def _seconds_left(tx: Tx, kind: str, subject_sid: str) -> float | None:
 # -- a worker --------------------------------------------------------------------------------------
 
 def explain_worker_in(tx: Tx, worker: Worker, *, limit: int = 200) -> WorkerExplanation:
-    """`explain_worker` inside a transaction the caller holds."""
-    tasks = tx.session.scalars(
-        select(Task).where(Task.workspace_sid == tx.workspace.sid, Task.assignment_status.in_(WAITING),
-                           Task.task_queue_sid.is_not(None))
-        .order_by(Task.priority.desc(), Task.virtual_start_time, Task.sid).limit(limit)
-    ).all()
-    verdicts = worker_verdicts(tx, worker, list(tasks))
-    verdicts.sort(key=lambda v: _LIST_ORDER[v.reason])  # stable: queue order within a reason
+    """`explain_worker` inside a transaction the caller holds: the tasks waiting in the worker's own queues
+    first, in the order the engine serves them, then (room permitting) the others."""
+    waiting = (Task.workspace_sid == tx.workspace.sid, Task.assignment_status.in_(WAITING),
+               Task.task_queue_sid.is_not(None))
+    member_of = [tx.queue(sid) for sid in tx.session.scalars(
+        select(TaskQueueMember.task_queue_sid).where(TaskQueueMember.worker_sid == worker.sid))]
+    theirs: list[Task] = []
+    for queue in member_of:  # each queue in its own serving order, merged as matching merges them
+        theirs.extend(tx.session.scalars(select(Task).where(*waiting, Task.task_queue_sid == queue.sid)
+                                         .order_by(*_serving_order(Task, queue.task_order)).limit(limit)))
+    theirs = sorted(theirs, key=_serving_key(tx))[:limit]
+    in_theirs = tx.session.scalar(select(func.count()).select_from(Task).where(
+        *waiting, Task.task_queue_sid.in_([queue.sid for queue in member_of])))
+    others = tx.session.scalars(
+        select(Task).where(*waiting, Task.task_queue_sid.not_in([queue.sid for queue in member_of]))
+        .order_by(Task.priority.desc(), Task.virtual_start_time, Task.sid).limit(limit - len(theirs))
+    ).all() if len(theirs) < limit else []
+    in_others = tx.session.scalar(select(func.count()).select_from(Task).where(
+        *waiting, Task.task_queue_sid.not_in([queue.sid for queue in member_of])))
+    tasks = [*theirs, *others]
+    verdicts = worker_verdicts(tx, worker, tasks)
+    verdicts.sort(key=lambda v: _LIST_ORDER[v.reason])  # stable: serving order within a reason
     held = tx.session.scalars(
         select(Reservation).where(Reservation.worker_sid == worker.sid,
                                   Reservation.reservation_status.in_(("pending", "accepted", "wrapping")))
         .order_by(Reservation.date_created)
     ).all()
     activity = tx.activity(worker.activity_sid)
+    names = ", ".join(repr(queue.friendly_name) for queue in member_of) or "none"
     if not worker.available:
         summary = f"Activity {activity.friendly_name!r} is not available: no task is offered to this worker"
-    elif not tasks:
+    elif not in_theirs and not in_others:
         summary = "No task is waiting in this workspace"
+    elif not in_theirs:
+        summary = f"No task is waiting in this worker's queues ({names}); {in_others} in queues they are not in"
     else:
-        summary = f"{len(tasks)} waiting task(s); " + ", ".join(
-            f"{sum(v.reason == reason for v in verdicts)} {reason.replace('_', ' ')}"
-            for reason in sorted({v.reason for v in verdicts}, key=_LIST_ORDER.__getitem__))
+        mine = [v for v in verdicts if v.reason != "not_in_queue"]
+        summary = f"{in_theirs} waiting task(s) in this worker's queues ({names}): " + ", ".join(
+            f"{sum(v.reason == reason for v in mine)} {reason.replace('_', ' ')}"
+            for reason in sorted({v.reason for v in mine}, key=_LIST_ORDER.__getitem__))
+        if len(theirs) < in_theirs:
+            summary += f" (the first {len(theirs)} shown)"
+        if in_others:
+            summary += f"; {in_others} more in queues they are not in"
     return WorkerExplanation(
         workspace_sid=worker.workspace_sid, worker_sid=worker.sid, worker_name=worker.friendly_name,
         activity_name=activity.friendly_name, available=worker.available, summary=summary,

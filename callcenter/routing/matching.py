@@ -315,6 +315,14 @@ def _order_key(order_by: tuple[tuple[str, bool], ...], candidate: Any) -> tuple:
 def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None,
                      limit: int) -> list[tuple[Worker, WorkerChannel]]:
     """The best `limit` workers for `task` in `queue`, in the order they should be offered it."""
+    return [_worker_and_channel(tx, candidate.sid, task.task_channel_sid)
+            for candidate in eligible_candidates(tx, task, queue, target, limit)]
+
+
+def eligible_candidates(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, limit: int, *,
+                        until_sid: str | None = None) -> list[Any]:
+    """`eligible_workers` as candidate rows (`.sid` and the ordering columns), without loading each worker; with
+    `until_sid`, the list stops at that worker when the order allows (no order_by), for the explainer."""
     if target is not None and target.order_by:
         first_batch = BATCH  # every candidate is ranked
     elif target is not None and target.expression is not None:
@@ -326,11 +334,11 @@ def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None
         if not target_accepts(tx, target, task, candidate):
             continue
         chosen.append(candidate)
-        if len(chosen) >= limit and not (target and target.order_by):
+        if (len(chosen) >= limit or candidate.sid == until_sid) and not (target and target.order_by):
             break
     if target and target.order_by:
         chosen.sort(key=lambda candidate: _order_key(target.order_by, candidate))
-    return [_worker_and_channel(tx, candidate.sid, task.task_channel_sid) for candidate in chosen[:limit]]
+    return chosen[:limit]
 
 
 _WORKER_AND_CHANNEL = (

@@ -22,11 +22,11 @@ REASON_LABELS = {
     "eligible_now": "Would be offered this call now",
     "not_in_queue": "Not in the queue's agents (target_workers)",
     "activity_unavailable": "In an unavailable activity",
-    "channel_unavailable": "Voice channel turned off",
-    "channel_at_capacity": "Already busy (channel at capacity)",
+    "channel_unavailable": "Channel turned off for them",
+    "channel_at_capacity": "Busy: being rung or on a call (channel full)",
     "failed_target_expression": "Fails the routing step's expression",
     "rejected": "Already declined this call",
-    "reservation_pending_elsewhere": "Another call is ringing for them",
+    "reservation_pending_elsewhere": "Busy with another task (one at a time)",
     "lower_in_order": "Another agent comes first (longest idle / order_by)",
 }
 

@@ -140,7 +140,7 @@ def test_task_and_worker_attributes_with_numbers_json_has_not_are_refused(center
 
 def test_a_workflow_configuration_with_nan_is_refused(center, unchanged):
     queue = center.queue()
-    text = '{"task_routing": {"default_filter": {"queue": "%s", "priority": NaN}}}' % queue
+    text = json.dumps({"task_routing": {"default_filter": {"queue": queue, "priority": 1}}}).replace("1}", "NaN}")
     with unchanged(), pytest.raises(InvalidParameter, match="not valid JSON"):
         workflows.create_workflow(center.router, center.ws, friendly_name="w", configuration=text)
 

@@ -142,6 +142,86 @@ def test_worker_who_rejected_the_task_is_named_until_it_moves_on(center):
     assert reason_of(center, task, alice) == "offered"
 
 
+def test_a_rejection_in_a_step_without_timeout_says_the_worker_is_not_offered_the_task_again(center):
+    """It said "eligible again at the next target" where there is none: the only agent waited for ever."""
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    task = center.task()
+    center.reject(center.pending_reservation(task).sid)
+    verdict = verdict_of(explain_task(center.router, center.ws, task), alice)
+    assert verdict.reason == "rejected"
+    assert "which has no timeout: it is not offered to them again unless the task's attributes change" in verdict.detail
+    center.advance(3600)
+    assert reason_of(center, task, alice) == "rejected"  # what the explanation said
+
+
+def test_a_worker_on_another_task_is_said_to_be_on_it_not_rung_for_it(single_tasking):
+    center = single_tasking
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    center.accept(center.pending_reservation(call).sid)
+    chat = center.task(task_channel="chat")
+    verdict = verdict_of(explain_task(center.router, center.ws, chat), alice)
+    assert verdict.reason == "reservation_pending_elsewhere"
+    assert verdict.detail == "multitasking is off and they hold another task (1 accepted)"
+
+
+def test_a_full_channel_says_what_fills_it(center):
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    center.task()
+    second = center.task()
+    verdict = verdict_of(explain_task(center.router, center.ws, second), alice)
+    assert verdict.reason == "channel_at_capacity" and verdict.detail.endswith("(1 of 1 taken: 1 pending offer)")
+
+
+def test_a_known_worker_that_does_not_exist_is_said_not_to(center):
+    queue = center.queue()
+    center.workflow(filters=[route("1 == 1", {"queue": queue, "known_worker_sid": "task.agent"})])
+    alice = center.worker("alice")
+    task = center.task({"agent": "WK" + "0" * 32})
+    assert verdict_of(explain_task(center.router, center.ws, task), alice).detail.endswith(
+        "and no worker of this workspace has that sid")
+    other = center.task({"agent": center.worker("bob", available=False)})
+    assert "no worker" not in verdict_of(explain_task(center.router, center.ws, other), alice).detail
+
+
+def test_a_task_says_how_many_its_queue_serves_before_it(center):
+    center.workflow(default=center.queue())
+    tasks = {priority: center.task(priority=priority) for priority in (5, 1, 10)}
+    explained = explain_task(center.router, center.ws, tasks[1])
+    assert explained.ahead_in_queue == 2 and "behind 2 task(s) it serves first (FIFO)" in explained.summary
+    assert explain_task(center.router, center.ws, tasks[10]).ahead_in_queue == 0
+
+
+def test_the_step_after_a_filters_last_target_is_the_one_the_engine_takes(center):
+    """The explanation said "the next filter that matches, or canceled"; here the next filter that matches has
+    its own step over already (age 30), so the task is canceled at 60: the explanation says so, and when."""
+    nobody = center.queue("Nobody", target_workers="skills HAS 'none'")
+    center.workflow(filters=[route("1 == 1", {"queue": nobody, "timeout": 60}, name="First"),
+                             route("1 == 1", {"queue": nobody, "timeout": 30}, name="Second")], default=nobody)
+    task = center.task()
+    center.advance(55)
+    explained = explain_task(center.router, center.ws, task)
+    assert explained.target.then.startswith("is canceled (workflow.timeout)")
+    assert explained.workflow_timeout_seconds_left == 5
+    center.advance(5)
+    assert center.get_task(task).assignment_status == "canceled"
+
+
+def test_the_step_after_a_filters_last_target_can_be_a_later_filter(center):
+    nobody, later = center.queue("Nobody", target_workers="skills HAS 'none'"), center.queue("Later")
+    center.workflow(filters=[route("1 == 1", {"queue": nobody, "timeout": 60}, name="First"),
+                             route("1 == 1", {"queue": later, "timeout": 30}, {"queue": nobody}, name="Second")])
+    task = center.task()
+    explained = explain_task(center.router, center.ws, task)
+    assert explained.target.then == "moves to target 2 (TaskQueue 'Nobody') of filter 'Second'"
+    assert explained.workflow_timeout_seconds_left is None  # its last step has no timeout
+    center.advance(60)
+    assert center.get_task(task).task_queue_sid == nobody
+
+
 def test_single_tasking_worker_holding_another_reservation_is_pending_elsewhere(single_tasking):
     center = single_tasking
     center.workflow(default=center.queue())
@@ -350,6 +430,26 @@ def test_worker_explanation_lists_each_waiting_task_with_its_reason(center):
     assert [(v.task_sid, v.reason) for v in explanation.tasks] == [
         (sales_task, "offered"), (second_sales, "channel_at_capacity"), (support_task, "not_in_queue")]
     assert explanation.reservations[0]["task_sid"] == sales_task
+
+
+def test_a_workers_explanation_lists_their_own_queues_tasks_first_in_serving_order(center):
+    """It took the workspace's first 200 tasks by priority: an agent in a quiet queue saw 200 tasks of a
+    queue they are not in, and not the one in theirs. LIFO queues were listed oldest first."""
+    busy = center.queue("Busy", target_workers="team == 'busy'")
+    quiet = center.queue("Quiet", target_workers="team == 'quiet'", task_order="LIFO")
+    center.workflow(filters=[route("q == 'busy'", {"queue": busy}, name="Busy"),
+                             route("q == 'quiet'", {"queue": quiet, "expression": "worker.level > 5"}, name="Quiet")])
+    bobby = center.worker("bobby", {"team": "quiet", "level": 1})
+    for _ in range(5):
+        center.task({"q": "busy"}, priority=5)
+    older = center.task({"q": "quiet"})
+    center.clock.advance(1)
+    newer = center.task({"q": "quiet"})
+    explanation = explain_worker(center.router, center.ws, bobby, limit=4)
+    assert [v.task_sid for v in explanation.tasks[:2]] == [newer, older]  # LIFO: newest first
+    assert [v.reason for v in explanation.tasks] == ["failed_target_expression"] * 2 + ["not_in_queue"] * 2
+    assert explanation.summary == ("2 waiting task(s) in this worker's queues ('Quiet'): 2 failed target "
+                                   "expression; 5 more in queues they are not in")
 
 
 def test_unavailable_worker_summary_names_the_activity(center):
