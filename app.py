@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from flask import Flask, jsonify
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from callcenter import api, contact_center, database, logs, metrics, sms, voice, web
-from callcenter.config import load_config
+from callcenter.config import SettingError, load_config
 from callcenter.simulator import cli as simulator_cli
 
 
@@ -51,10 +52,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 if __name__ == "__main__":
     from callcenter.simulator import demo
 
-    port, host = int(os.environ.get("PORT", "5000")), os.environ.get("HOST", "127.0.0.1")
-    # Without Twilio credentials: demo mode, the phone simulator standing in for Twilio (see README).
-    demo_settings = demo.settings(host, port) if demo.wanted(load_config()) else {}
-    application = create_app({"PORT": port, **demo_settings})
+    try:
+        settings = load_config()
+        port, host = settings["PORT"], os.environ.get("HOST", "127.0.0.1")
+        # Without Twilio credentials: demo mode, the phone simulator standing in for Twilio (see README).
+        demo_settings = demo.settings(host, port) if demo.wanted(settings) else {}
+        application = create_app({"PORT": port, **demo_settings})
+    except SettingError as err:  # a setting is wrong: say which, without a traceback
+        sys.exit(f"Error: {err}")
     contact_center.load_at_start(application)
     if demo_settings:
         demo.start(application)

@@ -7,9 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from callcenter.routing.db import DEFAULT_DATABASE_URL
+
+
+class SettingError(ValueError):
+    """A setting's value is not one it takes; the message names the setting."""
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -22,7 +28,7 @@ def _flag(name: str, default: bool) -> bool:
         return True
     if word in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be true or false (also 1/0, yes/no, on/off), not {value!r}")
+    raise SettingError(f"{name} must be true or false (also 1/0, yes/no, on/off), not {value!r}")
 
 
 def _number(name: str, default: str, kind: type = int, *, minimum: float = 0, above: bool = False) -> int | float:
@@ -35,7 +41,7 @@ def _number(name: str, default: str, kind: type = int, *, minimum: float = 0, ab
     if number is None or number != number or number < minimum or (above and number == minimum):  # NaN too
         bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
         what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{name} must be {what}, {bound}, not {value!r}")
+        raise SettingError(f"{name} must be {what}, {bound}, not {value!r}")
     return number
 
 
@@ -47,24 +53,63 @@ def _url(name: str, default: str | None = None) -> str | None:
         return None
     parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
-        raise ValueError(f"{name} must be an http(s) URL with a host and no query, such as "
+        raise SettingError(f"{name} must be an http(s) URL with a host and no query, such as "
                          f"https://cc.example.com, not {value!r}")
     return value.rstrip("/")
+
+
+def _directory(name: str) -> str | None:
+    """A directory this process writes to; a missing one failed every request that used it, long after the start."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return None
+    if not os.path.isdir(value) or not os.access(value, os.W_OK):
+        raise SettingError(f"{name} must be a directory this process can write to, not {value!r}")
+    return value
 
 
 def _log_level(name: str, default: str) -> str:
     value = (os.environ.get(name) or default).strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {os.environ.get(name)!r}")
+        raise SettingError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {os.environ.get(name)!r}")
     return value
+
+
+def _database_url() -> str:
+    value = (os.environ.get("DATABASE_URL") or "").strip() or DEFAULT_DATABASE_URL
+    try:
+        make_url(value)
+    except ArgumentError:
+        raise SettingError(f"DATABASE_URL must be a database URL such as sqlite:///callcenter.db or "
+                         f"postgresql+psycopg://user@host:5432/callcenter, not {value!r}") from None
+    return value
+
+
+def _secret_key() -> str:
+    value = os.environ.get("SECRET_KEY") or ""
+    if value.strip() == EXAMPLE_SECRET_KEY:
+        raise SettingError("SECRET_KEY is still .env.example's placeholder: set a long random value, e.g. the output "
+                         "of `python -c \"import secrets; print(secrets.token_hex(32))\"`, or leave it out "
+                         "for a new random key at each start (sign-ins then end at each restart)")
+    return value or os.urandom(32).hex()
+
+
+EXAMPLE_SECRET_KEY = "change-me"
+
+
+def reads_dotenv() -> bool:
+    """`.env` is read unless FLASK_SKIP_DOTENV says not to, as Flask's own CLI does (the test suite sets it,
+    so that a developer's `.env` never changes what the tests see)."""
+    return os.environ.get("FLASK_SKIP_DOTENV", "").strip().lower() in ("", "0", "false", "no")
 
 
 def load_config() -> dict[str, Any]:
     """The app's settings from the environment; `.env` in the working directory is read first."""
-    load_dotenv(override=False)
+    if reads_dotenv():  # found from the working directory up, as Flask's CLI finds it (not from this file's)
+        load_dotenv(find_dotenv(usecwd=True), override=False)
     return {
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or os.urandom(32).hex(),
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": _secret_key(),
         "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN"),
         "PUBLIC_BASE_URL": _url("PUBLIC_BASE_URL"),
@@ -112,6 +157,8 @@ def load_config() -> dict[str, Any]:
         "LIVE_QUEUE_NOTICE_SECONDS": _number("LIVE_QUEUE_NOTICE_SECONDS", "5", float),
         # Twilio documents `attributes` as null in Task and Worker list pages; some clients want them.
         "API_ATTRIBUTES_IN_LISTS": _flag("API_ATTRIBUTES_IN_LISTS", False),
+        # Several processes (gunicorn -w N) add up /metrics' counters in this directory (callcenter/metrics.py).
+        "PROMETHEUS_MULTIPROC_DIR": _directory("PROMETHEUS_MULTIPROC_DIR"),
         # Set by `python app.py` when no Twilio credentials are configured: the phone simulator plays Twilio
         # (callcenter/simulator/demo.py; DEMO=false turns it off).
         "DEMO_MODE": False,

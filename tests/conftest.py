@@ -22,6 +22,10 @@ from callcenter.database import alembic_config
 from callcenter.routing import FakeClock, Router
 from callcenter.schema import metadata as schema_metadata
 
+# A developer's `.env` (README: `cp .env.example .env`) must not change what the tests see: the app's settings
+# and Flask's CLI both leave it unread with this.
+os.environ["FLASK_SKIP_DOTENV"] = "1"
+
 
 def _compile_each_url_builder_once() -> None:
     """The suite builds a Flask app per test (about a thousand), and werkzeug compiles a Python function per

@@ -112,6 +112,39 @@ def test_settings_in_the_environment_are_read(monkeypatch):
     assert (config["DATABASE_MAX_OVERFLOW"], config["LIVE_QUEUE_NOTICE_SECONDS"]) == (0, 0.0)
 
 
+def test_a_developers_dotenv_is_read_by_the_app_and_not_by_the_tests(monkeypatch, tmp_path):
+    """With Twilio settings or a typo in `.env` (README's ngrok steps), tests failed or stopped at collection."""
+    from callcenter.config import load_config
+
+    (tmp_path / ".env").write_text("RUN_SWEEPER=ture\nSERVICE_LEVEL_SECONDS=45\n")
+    monkeypatch.chdir(tmp_path)
+    for name in ("SERVICE_LEVEL_SECONDS", "RUN_SWEEPER"):  # recorded, so the values read from .env go at the end
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    assert load_config()["SERVICE_LEVEL_SECONDS"] == 20  # the suite's FLASK_SKIP_DOTENV (tests/conftest.py)
+    monkeypatch.setenv("FLASK_SKIP_DOTENV", "0")
+    with pytest.raises(ValueError, match="RUN_SWEEPER must be true or false"):
+        load_config()
+
+
+def test_the_example_secret_key_and_a_database_url_that_is_not_one_are_refused(monkeypatch, tmp_path):
+    from callcenter.config import load_config
+
+    monkeypatch.setenv("SECRET_KEY", "change-me")
+    with pytest.raises(ValueError, match="SECRET_KEY is still .env.example's placeholder"):
+        load_config()
+    monkeypatch.delenv("SECRET_KEY")
+    monkeypatch.setenv("DATABASE_URL", "callcenter.db")
+    with pytest.raises(ValueError, match="DATABASE_URL must be a database URL .*not 'callcenter.db'"):
+        load_config()
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to"):
+        load_config()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert load_config()["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+
+
 def test_base_urls_are_read_without_their_trailing_slash(monkeypatch):
     from callcenter.config import load_config
 
@@ -324,3 +357,26 @@ def test_init_db_builds_an_empty_database_when_credentials_are_configured(tmp_pa
         engine.dispose()
     finally:
         app.extensions["router"].dispose()
+
+
+def test_a_start_without_credentials_makes_an_api_account_even_after_demo_mode(sqlite_url, capsys):
+    """Demo mode's account (its token new at each demo start) made every later start skip the local account
+    README promises: the API then had no credentials that worked."""
+    from callcenter.routing import accounts
+    from callcenter.simulator.demo import DEMO_ACCOUNT_SID
+
+    settings = {"DATABASE_URL": sqlite_url, "RUN_SWEEPER": False, "AUTO_MIGRATE": True,
+                "TWILIO_ACCOUNT_SID": None, "TWILIO_AUTH_TOKEN": None}
+    router = Router(sqlite_url)
+    accounts.ensure_account(router, DEMO_ACCOUNT_SID, "demo-token")
+    router.dispose()
+    capsys.readouterr()
+    for made in (True, False):  # the second start finds the account the first one made
+        app = create_app(settings)
+        app.extensions["router"].dispose()
+        assert ("Created a local account for the TaskRouter API" in capsys.readouterr().out) is made
+
+
+def test_an_api_key_for_an_unknown_account_is_refused_in_one_line(app):
+    result = app.test_cli_runner().invoke(args=["api-key", "create", "--account", "AC" + "9" * 32])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output

@@ -19,6 +19,7 @@ from callcenter.database import get_router, startup_lock
 from callcenter.routing import accounts
 from callcenter.routing.errors import InvalidParameter, NotFound, RoutingError
 from callcenter.routing.models import Account
+from callcenter.simulator.demo import DEMO_ACCOUNT_SID
 
 from .wire import error_body
 
@@ -105,7 +106,8 @@ def _bootstrap_account(app: Flask) -> None:
             return
         if sid and token:
             accounts.ensure_account(router, sid, token)
-        elif not app.config.get("TESTING") and not accounts.has_accounts(router):
+        # Demo mode's account does not count: its token changes at every demo start.
+        elif not app.config.get("TESTING") and not accounts.has_accounts(router, besides=(DEMO_ACCOUNT_SID,)):
             credentials = accounts.create_account(router)
             # Shown once: only the database keeps them from now on.
             print(f"Created a local account for the TaskRouter API:\n  TWILIO_ACCOUNT_SID={credentials.sid}\n"
@@ -120,5 +122,8 @@ api_key_cli = AppGroup("api-key", help="Manage API keys (SK...) for the TaskRout
 @click.option("--name", "friendly_name", default="API key", show_default=True)
 def create_api_key_command(account_sid: str, friendly_name: str) -> None:
     """Create an API key; its secret is printed once and only its hash is kept."""
-    credentials = accounts.create_api_key(get_router(), account_sid, friendly_name)
+    try:
+        credentials = accounts.create_api_key(get_router(), account_sid, friendly_name)
+    except RoutingError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(f"API key sid: {credentials.sid}\nSecret:      {credentials.secret}\n(the secret is not shown again)")

@@ -56,9 +56,10 @@ def ensure_account(router: Router, sid: str, auth_token: str) -> None:
             account.auth_token = auth_token
 
 
-def has_accounts(router: Router) -> bool:
+def has_accounts(router: Router, *, besides: tuple[str, ...] = ()) -> bool:
+    """Whether any account exists, apart from those in `besides`."""
     with router.read() as session:
-        return session.scalar(select(Account.sid).limit(1)) is not None
+        return session.scalar(select(Account.sid).where(Account.sid.not_in(besides)).limit(1)) is not None
 
 
 def create_api_key(router: Router, account_sid: str, friendly_name: str = "API key") -> Credentials:

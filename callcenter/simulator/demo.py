@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from callcenter.config import SettingError
 from callcenter.routing.db import DEFAULT_DATABASE_URL
 
 DEMO_ACCOUNT_SID = "AC" + "de" * 16
@@ -35,6 +36,8 @@ def wanted(config: dict) -> bool:
     creates a supervisor sign-in and lets anyone who reaches /demo place calls.
     """
     choice = os.environ.get("DEMO", "").strip().lower()
+    if choice not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise SettingError(f"DEMO must be true or false (also 1/0, yes/no, on/off), not {os.environ['DEMO']!r}")
     if choice in ("0", "false", "no", "off"):
         return False
     if config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN"):
