@@ -131,11 +131,11 @@ def test_the_example_secret_key_and_a_database_url_that_is_not_one_are_refused(m
     from callcenter.config import load_config
 
     monkeypatch.setenv("SECRET_KEY", "change-me")
-    with pytest.raises(ValueError, match="SECRET_KEY is still .env.example's placeholder"):
+    with pytest.raises(ValueError, match=r"SECRET_KEY is still \.env\.example.s placeholder"):
         load_config()
     monkeypatch.delenv("SECRET_KEY")
     monkeypatch.setenv("DATABASE_URL", "callcenter.db")
-    with pytest.raises(ValueError, match="DATABASE_URL must be a database URL .*not 'callcenter.db'"):
+    with pytest.raises(ValueError, match=r"DATABASE_URL must be a database URL .*not .callcenter\.db."):
         load_config()
     monkeypatch.delenv("DATABASE_URL")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))

@@ -28,7 +28,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from callcenter.database import get_router
 from callcenter.routing import Router
-from callcenter.routing.models import Worker
+from callcenter.routing.models import Worker, Workspace
 
 from . import guard
 from .models import ROLES, WebSession, WebUser
@@ -320,12 +320,15 @@ def find_worker(name_or_sid: str, workspace_sid: str | None) -> Worker:
         query = select(Worker).where((Worker.sid == name_or_sid) | (Worker.name_key == name_or_sid.casefold()))
         if workspace_sid:
             query = query.where(Worker.workspace_sid == workspace_sid)
-        found = db.scalars(query).all()
+        found = db.scalars(query.order_by(Worker.sid)).all()
+        places = {sid: name for sid, name in db.execute(select(Workspace.sid, Workspace.friendly_name).where(
+            Workspace.sid.in_({worker.workspace_sid for worker in found})))}
     if not found:
         raise UserError(f"No worker named {name_or_sid!r}" + (" in the contact center's workspace" if workspace_sid
                                                               else "") + ": run `flask contact-center load` first?")
     if len(found) > 1:
-        raise UserError(f"Several workers are named {name_or_sid!r}: give the sid (WK...)")
+        which = "; ".join(f"{worker.sid} in workspace {places.get(worker.workspace_sid)!r}" for worker in found)
+        raise UserError(f"Several workers are named {name_or_sid!r} ({which}): give the sid")
     return found[0]
 
 

@@ -143,6 +143,24 @@ def test_cli_creates_an_agent_for_a_named_worker_and_prompts_for_the_password(ap
     assert taken.exit_code == 1 and f"Worker {dave.sid} already has a user" in taken.output
 
 
+def test_a_worker_name_in_two_workspaces_is_refused_with_the_sids_to_choose_from(app, scenario):
+    """Without a loaded contact center any workspace's worker will do: the demo's "Alice" and the SDK
+    example's "alice" were refused with no way to tell them apart."""
+    from callcenter.routing import workers, workspaces
+    from callcenter.web.auth import UserError, find_worker
+
+    other = workspaces.create_workspace(scenario.router, account_sid="AC" + "5" * 32,
+                                        friendly_name="SDK example")
+    mine = workers.create_worker(scenario.router, scenario.center.workspace_sid, friendly_name="Dave")
+    theirs = workers.create_worker(scenario.router, other.sid, friendly_name="dave")
+    with app.app_context(), pytest.raises(UserError) as refused:
+        find_worker("Dave", None)
+    assert f"{min(mine.sid, theirs.sid)} in workspace" in str(refused.value)
+    assert "'SDK example'" in str(refused.value) and str(refused.value).endswith("give the sid")
+    with app.app_context():
+        assert find_worker("dave", scenario.center.workspace_sid).sid == mine.sid
+
+
 @pytest.mark.parametrize("args, message", [
     (["users", "create", "dave", "--worker", "Dave"], "No worker named 'Dave'"),
     (["users", "create", "dave"], "An agent needs --worker"),
