@@ -233,8 +233,11 @@ def _queue_row(session, queue: TaskQueue, now: datetime) -> dict[str, Any]:
     waiting, oldest = session.execute(
         select(func.count(Task.sid), func.min(Task.date_created))
         .where(Task.task_queue_sid == queue.sid, Task.assignment_status.in_(WAITING))).one()
+    # Free: in an available activity and holding no reservation. An agent whose phone rings for another call
+    # is in an available activity too, but cannot take this one.
     eligible, available = session.execute(
-        select(func.count(Worker.sid), func.count(Worker.sid).filter(Worker.available.is_(True)))
+        select(func.count(Worker.sid),
+               func.count(Worker.sid).filter(Worker.available.is_(True), Worker.active_reservations == 0))
         .join(TaskQueueMember, TaskQueueMember.worker_sid == Worker.sid)
         .where(TaskQueueMember.task_queue_sid == queue.sid)).one()
     return {"sid": queue.sid, "name": queue.friendly_name, "target_workers": queue.target_workers,

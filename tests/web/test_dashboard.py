@@ -68,6 +68,15 @@ def test_dashboard_numbers_for_a_known_day(scenario, supervisor):
     assert state["chart_svg"].startswith("<svg") and "<polyline" in state["chart_svg"]
 
 
+def test_an_agent_being_rung_is_not_counted_free_for_the_queue(scenario, supervisor):
+    """Counted by activity alone, an agent whose phone rang for one call was shown free for the next."""
+    scenario.set_activity("Bob", "Available")
+    assert queue_row(supervisor.json("/dashboard/state.json"), "Support")["available_agents"] == 1
+    scenario.dial(digits="2")
+    scenario.deliver()  # Bob's phone rings
+    assert queue_row(supervisor.json("/dashboard/state.json"), "Support")["available_agents"] == 0
+
+
 def test_service_level_threshold_comes_from_configuration(scenario, supervisor):
     supervisor.app.config["SERVICE_LEVEL_SECONDS"] = 30
     a_day_of_calls(scenario)
