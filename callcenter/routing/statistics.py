@@ -92,10 +92,10 @@ def window_of(now: datetime, *, minutes: int | str | None = None, start_date: da
     if end < now - timedelta(minutes=MAX_MINUTES):  # checked first: `end - 15 minutes` overflows near year 1
         raise InvalidParameter("Statistics cover at most the past 30 days: EndDate is too early")
     start = _naive_utc(start_date, "StartDate") if start_date is not None else end - timedelta(minutes=DEFAULT_MINUTES)
+    if start > now:  # first: without EndDate, "after EndDate" would name a parameter the caller never sent
+        raise InvalidParameter("StartDate must not be in the future")
     if start > end:
         raise InvalidParameter("StartDate must not be after EndDate")
-    if start > now:
-        raise InvalidParameter("StartDate must not be in the future")
     if start < now - timedelta(minutes=MAX_MINUTES):
         raise InvalidParameter("Statistics cover at most the past 30 days: StartDate is too early")
     return Window(start, end)
