@@ -405,13 +405,32 @@ def _held(tx: Tx, worker: Worker, channel_sid: str | None = None) -> str:
 
 def _rank(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, passing: list[Verdict],
           offers: dict[tuple[str, str], Reservation], *, until_sid: str | None = None) -> None:
-    """Order the workers who pass every check exactly as `reserve_for_task` would offer them the task (with
-    `until_sid`, only as far as that worker, where the order allows: one worker's explanation)."""
+    """Order the workers who pass every check exactly as `reserve_for_task` would offer them the task.
+
+    With `until_sid` (one worker's explanation, over many tasks), only the first `room` places are looked
+    at: whether the worker is among them is what decides; their exact place further down is left out, as
+    walking every candidate for every waiting task took seconds in a large center."""
     room = queue.max_reserved_workers - task.pending_reservations
-    ranked = [candidate.sid for candidate in
-              eligible_candidates(tx, task, queue, target, limit=1_000_000, until_sid=until_sid)]
-    place = {sid: position for position, sid in enumerate(ranked, 1)}
+    order = ("order_by " + ", ".join(f"{p} {'DESC' if d else 'ASC'}" for p, d in target.order_by)
+             if target is not None and target.order_by else "longest idle first")
     ahead = ", ".join(worker_sid for task_sid, worker_sid in offers if task_sid == task.sid) or "nobody"
+    if until_sid is not None:
+        first = [candidate.sid for candidate in eligible_candidates(tx, task, queue, target, limit=room)] \
+            if room > 0 else []
+        for verdict in passing:
+            if verdict.worker_sid in first:
+                verdict.rank = first.index(verdict.worker_sid) + 1
+                verdict.reason, verdict.eligible = ELIGIBLE_NOW, True
+                verdict.detail = f"the engine's next match reserves this worker (place {verdict.rank})"
+            elif room <= 0:
+                verdict.reason = "lower_in_order"
+                verdict.detail = f"the task's {queue.max_reserved_workers} offer(s) are out to {ahead}"
+            else:
+                verdict.reason = "lower_in_order"
+                verdict.detail = f"not among the first {room} the engine offers it to ({order})"
+        return
+    ranked = [candidate.sid for candidate in eligible_candidates(tx, task, queue, target, limit=1_000_000)]
+    place = {sid: position for position, sid in enumerate(ranked, 1)}
     for verdict in passing:
         position = place.get(verdict.worker_sid)
         verdict.rank = position
@@ -420,12 +439,9 @@ def _rank(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, passing: 
             verdict.detail = "not among the engine's candidates (please report this: explanation and engine disagree)"
         elif position <= room:
             verdict.reason, verdict.eligible = ELIGIBLE_NOW, True
-            of = "" if until_sid else f" of {len(ranked)}"
-            verdict.detail = f"the engine's next match reserves this worker (place {position}{of})"
+            verdict.detail = f"the engine's next match reserves this worker (place {position} of {len(ranked)})"
         else:
             verdict.reason = "lower_in_order"
-            order = ("order_by " + ", ".join(f"{p} {'DESC' if d else 'ASC'}" for p, d in target.order_by)
-                     if target is not None and target.order_by else "longest idle first")
             if room <= 0:
                 verdict.detail = (f"place {position} in line ({order}); the task's "
                                   f"{queue.max_reserved_workers} offer(s) are out to {ahead}")

@@ -319,10 +319,8 @@ def eligible_workers(tx: Tx, task: Task, queue: TaskQueue, target: Target | None
             for candidate in eligible_candidates(tx, task, queue, target, limit)]
 
 
-def eligible_candidates(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, limit: int, *,
-                        until_sid: str | None = None) -> list[Any]:
-    """`eligible_workers` as candidate rows (`.sid` and the ordering columns), without loading each worker; with
-    `until_sid`, the list stops at that worker when the order allows (no order_by), for the explainer."""
+def eligible_candidates(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, limit: int) -> list[Any]:
+    """`eligible_workers` as candidate rows (`.sid` and the ordering columns), without loading each worker."""
     if target is not None and target.order_by:
         first_batch = BATCH  # every candidate is ranked
     elif target is not None and target.expression is not None:
@@ -334,7 +332,7 @@ def eligible_candidates(tx: Tx, task: Task, queue: TaskQueue, target: Target | N
         if not target_accepts(tx, target, task, candidate):
             continue
         chosen.append(candidate)
-        if (len(chosen) >= limit or candidate.sid == until_sid) and not (target and target.order_by):
+        if len(chosen) >= limit and not (target and target.order_by):
             break
     if target and target.order_by:
         chosen.sort(key=lambda candidate: _order_key(target.order_by, candidate))
