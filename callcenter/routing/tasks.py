@@ -58,6 +58,17 @@ def create_task(
                               task_channel=task_channel, virtual_start_time=virtual_start_time)
 
 
+def _target_sets_priority(tx: Tx, task: Task) -> bool:
+    """A waiting task "takes on the specified priority unless it matches a Workflow Target with a Priority set"
+    (TaskRouter's UpdateTask): in such a target, the target's priority stands."""
+    if task.assignment_status not in WAITING:
+        return False
+    from .matching import current_target
+
+    target = current_target(tx, task)
+    return target is not None and target.priority is not None
+
+
 def create_task_in(tx: Tx, *, attributes: str, workflow_sid: str | None = None, priority: int | None = None,
                    ttl: int = DEFAULT_TTL, task_channel: str | None = None,
                    virtual_start_time: datetime | str | None = None) -> Task:
@@ -144,7 +155,7 @@ def update_task(
         if attributes is not None and attributes != task.attributes:
             task.attributes = attributes
             route_again = True
-        if priority is not None and priority != task.priority:
+        if priority is not None and priority != task.priority and not _target_sets_priority(tx, task):
             task.priority = priority
             tx.wake_task(task)
         if task_channel is not None:

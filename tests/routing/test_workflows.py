@@ -506,6 +506,18 @@ def test_workflow_update_that_leaves_a_task_without_a_step_offers_it_to_its_queu
     assert center.pending_reservation(task).worker_sid == alice
 
 
+def test_a_priority_update_does_not_override_the_priority_of_the_target_the_task_is_in(center):
+    """TaskRouter's UpdateTask: the task "takes on the specified priority unless it matches a Workflow Target
+    with a Priority set". Outside such a target, the update stands."""
+    vip, general = center.queue("VIP"), center.queue("General")
+    center.workflow(filters=[route("vip == true", {"queue": vip, "priority": 10})], default=general)
+    vip_task, other = center.task({"vip": True}, priority=1), center.task({"vip": False}, priority=1)
+    assert center.get_task(vip_task).priority == 10
+    tasks.update_task(center.router, center.ws, vip_task, priority=3)
+    tasks.update_task(center.router, center.ws, other, priority=3)
+    assert (center.get_task(vip_task).priority, center.get_task(other).priority) == (10, 3)
+
+
 def _support_and_sales(center):
     support_q, everyone_q = center.queue("Support", "team == 'support'"), center.queue("Everyone", "team == 'support'")
     sales_q, overflow_q = center.queue("Sales", "team == 'sales'"), center.queue("Sales overflow", "team == 'sales'")
