@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .models import Event, Reservation, Task, TaskQueue, TaskQueueMember, Timer, Worker, WorkerChannel, Workspace
 from .queues import parsed_attributes, target_workers_expression
@@ -50,6 +50,12 @@ def _check_workspace(router: Router, workspace_sid: str) -> list[str]:
             select(Event.resource_sid, Event.event_type).where(Event.workspace_sid == workspace_sid)).all())
         timers = set(session.execute(
             select(Timer.kind, Timer.subject_sid).where(Timer.workspace_sid == workspace_sid)).all())
+        # When each channel's capacity last changed: lowered below what the worker holds, it is over capacity
+        # until they finish some (TaskRouter allows that); only a reservation made since would be a violation.
+        capacity_changed = {(worker_sid, channel_sid): at for worker_sid, channel_sid, at in session.execute(
+            select(Event.worker_sid, Event.task_channel_sid, func.max(Event.event_date))
+            .where(Event.workspace_sid == workspace_sid, Event.event_type == "worker.capacity.update")
+            .group_by(Event.worker_sid, Event.task_channel_sid)).all()}
         members = set(session.execute(
             select(TaskQueueMember.task_queue_sid, TaskQueueMember.worker_sid)
             .join(TaskQueue, TaskQueue.sid == TaskQueueMember.task_queue_sid)
@@ -60,6 +66,12 @@ def _check_workspace(router: Router, workspace_sid: str) -> list[str]:
                        if r.reservation_status in ("accepted", "wrapping"))
     per_worker = Counter(r.worker_sid for r in reservations if r.reservation_status in HOLDING)
 
+    newest_held: dict[tuple[str, str], object] = {}
+    for r in reservations:
+        key = (r.worker_sid, r.task_channel_sid)
+        if r.reservation_status in HOLDING and (key not in newest_held or r.date_created > newest_held[key]):
+            newest_held[key] = r.date_created
+
     # 1. capacity
     for ch in channels:
         key = (ch.worker_sid, ch.task_channel_sid)
@@ -69,7 +81,8 @@ def _check_workspace(router: Router, workspace_sid: str) -> list[str]:
         if assigned[key] != ch.assigned_tasks:
             problems.append(f"worker {ch.worker_sid} channel {ch.task_channel_sid}: counter says "
                             f"{ch.assigned_tasks} assigned, reservations say {assigned[key]}")
-        if holding[key] > ch.capacity:
+        lowered_since = key in capacity_changed and key in newest_held and newest_held[key] <= capacity_changed[key]
+        if holding[key] > ch.capacity and not lowered_since:
             problems.append(f"worker {ch.worker_sid} holds {holding[key]} reservations on channel "
                             f"{ch.task_channel_sid} with capacity {ch.capacity}")
         # Matching reads the copy: a copy stuck at False would hide an available worker from every task.

@@ -253,7 +253,7 @@ def test_invalid_window_is_rejected(center, window):
 
 def test_a_start_in_the_future_is_named_as_such_without_an_end_date(center):
     """It said "StartDate must not be after EndDate" to a caller who sent no EndDate."""
-    with pytest.raises(InvalidParameter, match="^StartDate must not be in the future$"):
+    with pytest.raises(InvalidParameter, match=r"^StartDate must not be in the future$"):
         cumulative(center, start_date=center.clock.now() + timedelta(minutes=1))
 
 
