@@ -54,7 +54,7 @@ def _url(name: str, default: str | None = None) -> str | None:
     parsed = urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
         raise SettingError(f"{name} must be an http(s) URL with a host and no query, such as "
-                         f"https://cc.example.com, not {value!r}")
+                           f"https://cc.example.com, not {value!r}")
     return value.rstrip("/")
 
 
@@ -81,20 +81,21 @@ def _database_url() -> str:
         make_url(value)
     except ArgumentError:
         raise SettingError(f"DATABASE_URL must be a database URL such as sqlite:///callcenter.db or "
-                         f"postgresql+psycopg://user@host:5432/callcenter, not {value!r}") from None
+                           f"postgresql+psycopg://user@host:5432/callcenter, not {value!r}") from None
     return value
+
+
+# .env.example's value until this round: a copy of it still in use must not sign anyone's session.
+EXAMPLE_SECRET_KEY = "change-me"
 
 
 def _secret_key() -> str:
     value = os.environ.get("SECRET_KEY") or ""
     if value.strip() == EXAMPLE_SECRET_KEY:
         raise SettingError("SECRET_KEY is still .env.example's placeholder: set a long random value, e.g. the output "
-                         "of `python -c \"import secrets; print(secrets.token_hex(32))\"`, or leave it out "
-                         "for a new random key at each start (sign-ins then end at each restart)")
+                           "of `python -c \"import secrets; print(secrets.token_hex(32))\"`, or leave it out "
+                           "for a new random key at each start (sign-ins then end at each restart)")
     return value or os.urandom(32).hex()
-
-
-EXAMPLE_SECRET_KEY = "change-me"
 
 
 def reads_dotenv() -> bool:
