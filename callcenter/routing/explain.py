@@ -393,12 +393,22 @@ def _first_reason(tx: Tx, task: Task, queue: TaskQueue, target: Target | None, w
 
 
 def _held(tx: Tx, worker: Worker, channel_sid: str | None = None) -> str:
-    """The worker's live reservations, as "1 pending offer, 1 accepted" (on one channel, when given)."""
-    query = select(Reservation.reservation_status, func.count()).where(
-        Reservation.worker_sid == worker.sid, Reservation.reservation_status.in_(("pending", "accepted", "wrapping")))
-    if channel_sid is not None:
-        query = query.where(Reservation.task_channel_sid == channel_sid)
-    counts = dict(tx.session.execute(query.group_by(Reservation.reservation_status)).all())
+    """The worker's live reservations, as "1 pending offer, 1 accepted" (on one channel, when given). Read
+    once per explanation for the whole workspace: a task's explanation asks it of every busy worker."""
+    held = tx.__dict__.get("explain_held")
+    if held is None:
+        held = tx.__dict__["explain_held"] = {}
+        for worker_sid, channel, status, count in tx.session.execute(
+                select(Reservation.worker_sid, Reservation.task_channel_sid, Reservation.reservation_status,
+                       func.count())
+                .where(Reservation.workspace_sid == tx.workspace.sid,
+                       Reservation.reservation_status.in_(("pending", "accepted", "wrapping")))
+                .group_by(Reservation.worker_sid, Reservation.task_channel_sid, Reservation.reservation_status)):
+            held.setdefault(worker_sid, []).append((channel, status, count))
+    counts: dict[str, int] = {}
+    for channel, status, count in held.get(worker.sid, ()):
+        if channel_sid in (None, channel):
+            counts[status] = counts.get(status, 0) + count
     words = {"pending": "pending offer", "accepted": "accepted", "wrapping": "wrapping up"}
     return ", ".join(f"{counts[status]} {word}" for status, word in words.items() if counts.get(status)) or "none"
 
