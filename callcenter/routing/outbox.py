@@ -2,7 +2,10 @@
 
 Rows are claimed with a lease (and `FOR UPDATE SKIP LOCKED` on PostgreSQL) so that several
 processes share the work and a process that dies mid-delivery only delays a message until its
-lease runs out. Requests are signed with `X-Twilio-Signature` as Twilio signs webhooks. An
+lease runs out. Each claim raises the row's `attempts`, which fences it: a claim whose lease ran out
+can no longer post, retry or end the message, so no stale copy goes out after a newer one. A process
+claims only what its threads can post at once, assignment callbacks on threads of their own, and an
+assignment reply is carried out in the transaction that ends its message. Requests are signed with `X-Twilio-Signature` as Twilio signs webhooks. An
 assignment callback has 5 seconds, then its fallback URL is tried; failures are retried with
 exponential backoff and jitter while the reservation is still pending (its timeout is the final
 guard). Event callbacks of one task go out in the order they were written.
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.orm import aliased
 
 from callcenter.logs import log_context
@@ -114,7 +117,9 @@ class Deliverer:
         return urllib_transport(url, params, headers, timeout, opener=current[1])
 
     # -- claiming ---------------------------------------------------------------------------------
-    def claim_due(self, limit: int) -> list[OutboxMessage]:
+    def claim_due(self, limit: int, kind: str | None = None) -> list[OutboxMessage]:
+        """Lease up to `limit` due messages (of one `kind`, when given) for LEASE_SECONDS. The lease is the
+        message's `attempts`, raised by each claim: only the holder of the latest may post, retry or finish it."""
         now = self.router.clock.now()
         older = aliased(OutboxMessage)
         query = (
@@ -129,6 +134,8 @@ class Deliverer:
             .order_by(OutboxMessage.id)
             .limit(limit)
         )
+        if kind is not None:
+            query = query.where(OutboxMessage.kind == kind)
         session = self.router._write_sessions()
         try:
             with session.begin():
@@ -146,8 +153,9 @@ class Deliverer:
         return messages
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Deliver what is due, in this thread; returns the number of messages attempted."""
-        messages = self.claim_due(limit)
+        """Deliver what is due, in this thread, assignment callbacks first; returns the number attempted."""
+        messages = self.claim_due(limit, "assignment")
+        messages += self.claim_due(limit - len(messages), "event") if len(messages) < limit else []
         for message in messages:
             self.deliver(message)
         return len(messages)
@@ -159,6 +167,11 @@ class Deliverer:
             self._deliver(message, params)
 
     def _deliver(self, message: OutboxMessage, params: dict[str, str]) -> None:
+        if not self._still_ours(message):
+            # Delivered, or claimed again, by another sweep since this one claimed it (its lease ran out while
+            # it waited): posting now would send it twice, and after the task's later events.
+            log.info("%s callback %s is no longer ours to send", message.kind, message.id)
+            return
         if message.kind == "assignment" and not self._reservation_pending(message.reservation_sid):
             self._finish(message)  # answered or ended meanwhile: nothing left to ask
             return
@@ -170,9 +183,10 @@ class Deliverer:
         if response is None:
             self._retry_later(message, error, give_up=blocked)
             return
-        self._finish(message)
         if message.kind == "assignment":
             self._carry_out_reply(message, response.body)
+        else:
+            self._finish(message)
 
     def _post(self, message: OutboxMessage, url: str, params: dict[str, str],
               deadline: float) -> tuple[Response | None, str, bool]:
@@ -199,16 +213,24 @@ class Deliverer:
         return None, f"HTTP {response.status}", False
 
     def _carry_out_reply(self, message: OutboxMessage, body: str) -> None:
+        """Carry out the reply, and end the message in the same transaction: a process that dies between the
+        two would otherwise lose an `accept` (the message gone, the reply never applied). Dying before that
+        transaction leaves the message to be sent again when its lease runs out."""
         from .reservations import apply_callback_reply
 
+        finished = []
         try:
-            outcome = apply_callback_reply(self.router, message.workspace_sid, message.reservation_sid, body)
+            outcome = apply_callback_reply(self.router, message.workspace_sid, message.reservation_sid, body,
+                                           finish=lambda tx: finished.append(tx.session.execute(self._end(message))))
             # An unusable reply (Twilio's warnings 40001/40005) leaves the reservation pending: say so loudly.
             level = logging.WARNING if outcome.startswith("warning") else logging.INFO
             log.log(level, "assignment callback for %s: %s", message.reservation_sid, outcome)
         except RoutingError as err:
+            finished.clear()  # rolled back with the reply
             log.warning("assignment callback reply for %s not carried out: %s (%s)",
                         message.reservation_sid, err.message, err.code)
+        if not finished:  # no reply to carry out (manual), or one that could not be: end the message alone
+            self._finish(message)
 
     def _retry_later(self, message: OutboxMessage, error: str, *, give_up: bool = False) -> None:
         now = self.router.clock.now()
@@ -223,12 +245,22 @@ class Deliverer:
             values["next_attempt_at"] = now + timedelta(seconds=backoff_seconds(message.attempts))
             log.warning("%s callback to %s failed (attempt %d): %s", message.kind, message.url,
                         message.attempts, error)
-        self._write(update(OutboxMessage).where(OutboxMessage.id == message.id).values(**values))
+        self._write(update(OutboxMessage).where(*self._lease(message)).values(**values))
 
     def _finish(self, message: OutboxMessage) -> None:
-        from sqlalchemy import delete
+        self._write(self._end(message))
 
-        self._write(delete(OutboxMessage).where(OutboxMessage.id == message.id))
+    def _end(self, message: OutboxMessage):
+        return delete(OutboxMessage).where(*self._lease(message))
+
+    @staticmethod
+    def _lease(message: OutboxMessage) -> tuple:
+        """This message as this claim holds it: a later claim (its lease ran out) has raised `attempts`."""
+        return OutboxMessage.id == message.id, OutboxMessage.attempts == message.attempts
+
+    def _still_ours(self, message: OutboxMessage) -> bool:
+        with self.router.read() as session:
+            return session.scalar(select(OutboxMessage.id).where(*self._lease(message))) is not None
 
     def _write(self, statement) -> None:
         session = self.router._write_sessions()
@@ -266,15 +298,22 @@ class Sweeper:
     `purge_every` seconds runs the Router's purgers: events and dead callbacks past their retention
     (retention.py), then what the apps registered (`Router.purgers`)."""
 
-    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, purge_every: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, assignment_workers: int = 4,
+                 purge_every: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.router = router
         self.interval = interval
         self.purge_every = purge_every
         self._monotonic = monotonic
         self._next_purge = monotonic()  # the first sweep purges
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback")
+        # Assignment callbacks have threads of their own: a slow event endpoint (any workspace's) never holds
+        # up a reservation's callback. A message is claimed only when a thread is free to post it at once, so
+        # its lease never runs out while it waits in a queue (another sweep would claim and send it again).
+        self._pools = {"assignment": ThreadPoolExecutor(max_workers=assignment_workers, thread_name_prefix="assign"),
+                       "event": ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback")}
+        self._capacity = {"assignment": assignment_workers, "event": workers}
+        self._busy = {"assignment": 0, "event": 0}
+        self._busy_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="callcenter-sweeper", daemon=True)
 
     def start(self) -> Sweeper:
@@ -286,7 +325,8 @@ class Sweeper:
         self.router._outbox_ready.set()
         if self._thread.is_alive():  # a sweeper driven by sweep() alone was never started
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -297,9 +337,16 @@ class Sweeper:
         """One pass: due timers, then the outbox; what is past its retention when `purge_every` has gone by."""
         try:
             self.router.run_due_timers()
-            # Slow callback servers never hold up timers: deliveries run on the pool.
-            for message in self.router.deliverer.claim_due(50):
-                self._pool.submit(self._deliver, message)
+            # Slow callback servers never hold up timers: deliveries run on the pools.
+            for kind in ("assignment", "event"):
+                with self._busy_lock:
+                    free = self._capacity[kind] - self._busy[kind]
+                if free <= 0 or self._stop.is_set():
+                    continue
+                for message in self.router.deliverer.claim_due(min(free, 50), kind):
+                    with self._busy_lock:
+                        self._busy[kind] += 1
+                    self._pools[kind].submit(self._deliver, message)
         except Exception:
             log.exception("sweep failed")
         now = self._monotonic()
@@ -318,3 +365,6 @@ class Sweeper:
             self.router.deliverer.deliver(message)
         except Exception:
             log.exception("delivery of outbox message %s failed", message.id)
+        finally:
+            with self._busy_lock:
+                self._busy[message.kind] -= 1

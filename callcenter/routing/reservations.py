@@ -9,6 +9,7 @@ capacity is matched in the same transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -380,8 +381,10 @@ def carry_out_instruction(tx: Tx, reservation: Reservation, instruction: dict[st
         accept_reservation_in(tx, reservation)
 
 
-def apply_callback_reply(router: Router, workspace_sid: str, reservation_sid: str, body: str) -> str:
-    """Carry out an assignment callback's JSON reply; returns what was done (for logs)."""
+def apply_callback_reply(router: Router, workspace_sid: str, reservation_sid: str, body: str, *,
+                         finish: Callable[[Tx], object] | None = None) -> str:
+    """Carry out an assignment callback's JSON reply; returns what was done (for logs). `finish` runs in the
+    transaction that carries the reply out (the outbox ends the callback's message there), if there is one."""
     text = (body or "").strip()
     if not text:
         return "manual"
@@ -396,6 +399,8 @@ def apply_callback_reply(router: Router, workspace_sid: str, reservation_sid: st
     with router.transaction(workspace_sid) as tx:
         reservation = tx.get(Reservation, reservation_sid, "Reservation")
         carry_out_instruction(tx, reservation, reply)
+        if finish is not None:
+            finish(tx)
     return str(reply["instruction"])
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from callcenter.routing import IllegalState, reservations, tasks, workers, workspaces
 from callcenter.routing.models import Event, OutboxMessage
-from callcenter.routing.outbox import Response
+from callcenter.routing.outbox import Response, Sweeper
 from callcenter.routing.sids import is_sid
 
 from .conftest import ACCOUNT
@@ -542,3 +543,75 @@ def test_assignment_callback_reply_nested_thousands_deep_leaves_the_reservation_
     outcome = apply_callback_reply(center.router, center.ws, reservation.sid, "[" * 100_000 + "]" * 100_000)
     assert outcome.startswith("warning 40001")
     assert center.pending_reservation(task).sid == reservation.sid
+
+
+# -- leases: a claim that ran out, a crash before the reply, a slow endpoint --------------------------
+
+def test_a_claim_whose_lease_ran_out_never_posts_after_the_next_claim(center, transport):
+    """A message waiting past its lease in one process's queue was claimed and sent again by another sweep,
+    then the first copy went out too, after the task's later events."""
+    subscribe(center, events_filter="task.created,task.canceled")
+    staffed(center)
+    task = center.task()
+    stale = center.router.deliverer.claim_due(1)  # a sweep claims it, then its thread is held up
+    center.clock.advance(61)  # past the lease
+    deliver_all(center)  # another sweep claims it again, sends it; then the next event
+    center.cancel(task)
+    deliver_all(center)
+    for message in stale:
+        center.router.deliverer.deliver(message)  # the first claim's thread at last
+    assert transport.event_types() == ["task.created", "task.canceled"]
+
+
+def test_an_accept_reply_is_not_lost_when_the_process_dies_before_carrying_it_out(center, transport, monkeypatch):
+    """The message was deleted before the reply was carried out, in two transactions: a process that died in
+    between lost the accept, and the reservation timed out with the worker sent offline."""
+    from callcenter.routing import reservations as reservation_module
+
+    transport.default = Response(200, '{"instruction": "accept"}')
+    staffed(center, "alice", assignment_callback_url=ASSIGNMENT_URL, task_reservation_timeout=120)
+    task = center.task()
+    carry_out = reservation_module.carry_out_instruction
+
+    def dies(*args, **kwargs):
+        raise SystemExit("the process dies")
+
+    monkeypatch.setattr(reservation_module, "carry_out_instruction", dies)
+    with pytest.raises(SystemExit):
+        center.router.deliver_outbox()
+    monkeypatch.setattr(reservation_module, "carry_out_instruction", carry_out)
+    assert [message.kind for message in outbox(center)] == ["assignment"]  # still there, leased
+    center.clock.advance(61)  # the lease runs out: sent again, and the reply carried out
+    deliver_all(center)
+    assert center.get_task(task).assignment_status == "assigned"
+    assert len(transport.requests) == 2 and outbox(center) == []
+
+
+def test_a_slow_event_endpoint_does_not_hold_up_assignment_callbacks(center):
+    """One workspace's event endpoint taking 10 s a POST held every callback thread: another's assignment
+    callbacks waited minutes, and reservations timed out."""
+    released, assigned = threading.Event(), threading.Event()
+
+    def transport(url, params, headers, timeout):
+        if url == EVENTS_URL:
+            released.wait(10)
+            return Response(204, "")
+        assigned.set()
+        return Response(200, "")
+
+    center.router.deliverer.transport = transport
+    subscribe(center, events_filter="task.created")
+    staffed(center, "alice", assignment_callback_url=ASSIGNMENT_URL)
+    sweeper = Sweeper(center.router, workers=1, assignment_workers=1)
+    try:
+        for _ in range(3):
+            center.task()  # task.created events first, then the reservation's assignment callback
+        sweeper.sweep()
+        assert assigned.wait(5), "the assignment callback waited behind the event endpoint"
+        with center.router.read() as session:
+            leased = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.kind == "event", OutboxMessage.attempts > 0))
+        assert leased == 1  # one event thread, one event claimed: the others are not leased while they wait
+    finally:
+        released.set()
+        sweeper.stop()
