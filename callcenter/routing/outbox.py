@@ -5,10 +5,11 @@ processes share the work and a process that dies mid-delivery only delays a mess
 lease runs out. Each claim raises the row's `attempts`, which fences it: a claim whose lease ran out
 can no longer post, retry or end the message, so no stale copy goes out after a newer one. A process
 claims only what its threads can post at once, assignment callbacks on threads of their own, and an
-assignment reply is carried out in the transaction that ends its message. Requests are signed with `X-Twilio-Signature` as Twilio signs webhooks. An
-assignment callback has 5 seconds, then its fallback URL is tried; failures are retried with
-exponential backoff and jitter while the reservation is still pending (its timeout is the final
-guard). Event callbacks of one task go out in the order they were written.
+assignment reply is carried out in the transaction that ends its message. Requests are signed with
+`X-Twilio-Signature` as Twilio signs webhooks. An assignment callback has 5 seconds, then its fallback
+URL is tried; failures are retried with exponential backoff and jitter while the reservation is still
+pending (its timeout is the final guard). Event callbacks of one task go out in the order they were
+written.
 """
 
 from __future__ import annotations
@@ -346,7 +347,11 @@ class Sweeper:
                 for message in self.router.deliverer.claim_due(min(free, 50), kind):
                     with self._busy_lock:
                         self._busy[kind] += 1
-                    self._pools[kind].submit(self._deliver, message)
+                    try:
+                        self._pools[kind].submit(self._deliver, message)
+                    except RuntimeError:  # stopping: the pool is shut; the lease hands the message on
+                        with self._busy_lock:
+                            self._busy[kind] -= 1
         except Exception:
             log.exception("sweep failed")
         now = self._monotonic()
