@@ -94,9 +94,7 @@ def answer(tx: Tx, center: ContactCenter, worker: Worker, body: str) -> str:
         return f"{text} {waiting_text(tx, worker)}" if activity.available else text
     # Going unavailable with a call ringing: decline it, as RejectPendingReservations does.
     rejected = 0 if activity.available else pending_reservations(tx, worker)
-    set_activity(tx, worker, activity, reject_pending=bool(rejected))
-    worker.version += 1
-    worker.date_updated = tx.now
+    set_activity(tx, worker, activity, reject_pending=bool(rejected))  # raises the worker's version
     parts = [f"You are now {activity.friendly_name}."]
     if activity.available and end_wrap_up(tx, worker):
         parts.append("Wrap-up ended.")  # ready for the next caller: the call's slot is free now
