@@ -114,7 +114,10 @@ def _virtual_start_time(value: datetime | str | None, now: datetime) -> datetime
         except ValueError:
             raise InvalidParameter("VirtualStartTime must be an ISO 8601 date-time") from None
     if value.tzinfo is not None:
-        value = (value - value.utcoffset()).replace(tzinfo=None)
+        try:
+            value = (value - value.utcoffset()).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+00:01: before the calendar's first moment in UTC
+            raise InvalidParameter("VirtualStartTime must not be in the future or before 1900") from None
     if value > now or value.year < 1900:
         raise InvalidParameter("VirtualStartTime must not be in the future or before 1900")
     return value

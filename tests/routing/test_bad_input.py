@@ -364,3 +364,27 @@ def test_duplicate_activity_name_is_refused(center, unchanged):
 def test_missing_or_overlong_worker_name_is_refused(center, unchanged, name):
     with unchanged(), pytest.raises(InvalidParameter):
         workers.create_worker(center.router, center.ws, friendly_name=name)
+
+
+@pytest.mark.parametrize("name", ["ß" * 33, "İ" * 40, "ﬃ" * 30])
+def test_a_worker_name_longer_than_the_limit_once_case_folded_is_refused(center, unchanged, name):
+    """Names are unique without regard to case, through their case-folded copy: one that grows past 64
+    characters answered 500 on PostgreSQL (and was kept on SQLite)."""
+    alice = center.worker("alice")
+    with unchanged(), pytest.raises(InvalidParameter, match="at most 64 characters once case-folded") as err:
+        workers.create_worker(center.router, center.ws, friendly_name=name)
+    assert_twilio_error(err, 20001, 400)
+    with unchanged(), pytest.raises(InvalidParameter, match="once case-folded"):
+        workers.update_worker(center.router, center.ws, alice, friendly_name=name)
+    assert workers.create_worker(center.router, center.ws, friendly_name="ß" * 32).friendly_name == "ß" * 32
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01",
+                                    "0001-01-01T00:00:00+14:00"])
+def test_a_virtual_start_time_off_the_calendar_in_utc_is_refused(center, unchanged, moment):
+    routed(center)
+    task = center.task({"type": "support"})
+    with unchanged(), pytest.raises(InvalidParameter, match="VirtualStartTime"):
+        tasks.create_task(center.router, center.ws, attributes="{}", virtual_start_time=moment)
+    with unchanged(), pytest.raises(InvalidParameter, match="VirtualStartTime"):
+        tasks.update_task(center.router, center.ws, task, virtual_start_time=moment)
