@@ -103,9 +103,13 @@ def update_task_queue(
     assignment_activity_sid: str | None = _UNSET,
 ) -> TaskQueue:
     target = _validate_target_workers(target_workers) if target_workers is not None else None
+    nothing = (all(value is None for value in (friendly_name, target_workers, max_reserved_workers, task_order))
+               and reservation_activity_sid is _UNSET and assignment_activity_sid is _UNSET)
     with router.transaction(workspace_sid) as tx:
-        tx.config_changed()
         queue = tx.get(TaskQueue, queue_sid, "TaskQueue")
+        if nothing:  # an empty POST: no update, and no reload of the configuration elsewhere
+            return queue
+        tx.config_changed()
         if friendly_name is not None and friendly_name != queue.friendly_name:
             validation.friendly_name(friendly_name)
             _unique_queue_name(tx, friendly_name)

@@ -273,9 +273,14 @@ def update_workflow(
     if friendly_name is not None:
         validation.friendly_name(friendly_name)
     parsed = parse_configuration(configuration) if configuration is not None else None
+    nothing = (friendly_name is None and configuration is None and task_reservation_timeout is None
+               and assignment_callback_url is _UNSET and fallback_assignment_callback_url is _UNSET
+               and not re_evaluate_tasks)
     with router.transaction(workspace_sid) as tx:
-        tx.config_changed()
         workflow = tx.get(Workflow, workflow_sid, "Workflow")
+        if nothing:  # an empty POST: no update, and no reload of the configuration elsewhere
+            return workflow
+        tx.config_changed()
         if parsed is not None:
             _check_queues(tx, parsed)
             workflow.configuration = configuration

@@ -117,6 +117,8 @@ def update_workspace(
         if prioritize_queue_order is not None:
             workspace.prioritize_queue_order = validation.choice(
                 prioritize_queue_order, "PrioritizeQueueOrder", ("FIFO", "LIFO"))
+        if not tx.session.is_modified(workspace):  # nothing new (an empty POST): no update to tell of
+            return workspace
         workspace.date_updated = tx.now
         emit(tx, "workspace.updated", resource=workspace, description=f"Workspace {workspace.friendly_name} updated")
         return workspace
@@ -166,12 +168,13 @@ def update_activity(router: Router, workspace_sid: str, activity_sid: str, *, fr
     if available is not None:
         raise InvalidParameter("Available cannot be changed after an activity is created")
     with router.transaction(workspace_sid) as tx:
-        tx.config_changed()
         activity = tx.get(Activity, activity_sid, "Activity")
-        if friendly_name is not None and friendly_name != activity.friendly_name:
-            validation.friendly_name(friendly_name)
-            _unique_activity_name(tx, friendly_name)
-            activity.friendly_name = friendly_name
+        if friendly_name is None or friendly_name == activity.friendly_name:
+            return activity  # nothing new: no update to tell of
+        tx.config_changed()
+        validation.friendly_name(friendly_name)
+        _unique_activity_name(tx, friendly_name)
+        activity.friendly_name = friendly_name
         activity.date_updated = tx.now
         emit(tx, "activity.updated", resource=activity, activity=activity,
              description=f"Activity {activity.friendly_name} updated")
@@ -249,13 +252,15 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
 def update_task_channel(router: Router, workspace_sid: str, channel_sid: str, *, friendly_name: str | None = None,
                         channel_optimized_routing: Any = None) -> TaskChannel:
     with router.transaction(workspace_sid) as tx:
-        tx.config_changed()
         channel = find_task_channel(tx, channel_sid)
         if friendly_name is not None:
             channel.friendly_name = validation.friendly_name(friendly_name)
         if channel_optimized_routing is not None:
             channel.channel_optimized_routing = validation.boolean(channel_optimized_routing,
                                                                    "ChannelOptimizedRouting")
+        if not tx.session.is_modified(channel):
+            return channel  # nothing new: no update to tell of
+        tx.config_changed()
         channel.date_updated = tx.now
         emit(tx, "task-channel.updated", resource=channel, channel=channel,
              description=f"TaskChannel {channel.unique_name} updated")

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from callcenter.routing import (
     DuplicateName,
@@ -19,6 +20,7 @@ from callcenter.routing import (
     workflows,
     workspaces,
 )
+from callcenter.routing.models import TaskChannel, Workflow, Workspace
 
 from .conftest import Center
 
@@ -388,3 +390,22 @@ def test_a_virtual_start_time_off_the_calendar_in_utc_is_refused(center, unchang
         tasks.create_task(center.router, center.ws, attributes="{}", virtual_start_time=moment)
     with unchanged(), pytest.raises(InvalidParameter, match="VirtualStartTime"):
         tasks.update_task(center.router, center.ws, task, virtual_start_time=moment)
+
+
+def test_an_update_that_changes_nothing_writes_no_event_and_reloads_nothing(center, unchanged):
+    """An empty POST (or a JSON body, which Twilio's form API reads as empty) wrote `workspace.updated`,
+    `activity.updated`... events, sent them to the event callback, and made every process reload."""
+    queue = routed(center)
+    with center.router.read() as session:
+        workflow = session.scalars(select(Workflow.sid).where(Workflow.workspace_sid == center.ws)).one()
+        channel = session.scalars(select(TaskChannel.sid).where(TaskChannel.workspace_sid == center.ws)).first()
+        version = session.get(Workspace, center.ws).config_version
+    with unchanged():
+        workspaces.update_workspace(center.router, center.ws)
+        workspaces.update_workspace(center.router, center.ws, friendly_name="Test Center")  # its name already
+        workspaces.update_activity(center.router, center.ws, center.available)
+        workspaces.update_task_channel(center.router, center.ws, channel)
+        queues.update_task_queue(center.router, center.ws, queue)
+        workflows.update_workflow(center.router, center.ws, workflow)
+    with center.router.read() as session:
+        assert session.get(Workspace, center.ws).config_version == version
