@@ -209,6 +209,8 @@ def paginate(
 
     `order` is the sort, as (column, descending) pairs ending with a unique column; the next page
     starts after the last row's values, so records added meanwhile never shift or repeat a page.
+    `Page` without a `PageToken` is read as Twilio's older paging does, `Page` × `PageSize` rows in (it
+    used to give page 0's rows labelled with the page asked for); `previous_page_url` uses that form.
     """
     size = page_size()
     number = request.args.get("Page", "0")
@@ -217,6 +219,8 @@ def paginate(
     kinds = [_column_type(column) for column, _ in order]
     if token:
         query = query.where(_after(order, _decode_token(token, kinds)))
+    elif number:
+        query = query.offset(min(number * size, 2**31))  # Page=10**20 must not overflow the database
     query = query.order_by(*[column.desc() if desc else column.asc() for column, desc in order]).limit(size + 1)
     rows = list(session.scalars(query)) if scalars else list(session.execute(query))
     more = len(rows) > size
@@ -240,7 +244,7 @@ def paginate(
             "page": number,
             "page_size": size,
             "first_page_url": page_url(0, None),
-            "previous_page_url": None,
+            "previous_page_url": page_url(number - 1, None) if number > 0 else None,
             "url": page_url(number, token),
             "next_page_url": next_url,
             "key": key,

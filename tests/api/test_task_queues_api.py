@@ -120,6 +120,18 @@ def test_list_pages_through_every_queue(workspace, clock):
     assert [q.friendly_name for q in workspace.task_queues.stream(page_size=2)] == [f"Queue {n}" for n in range(5)]
 
 
+def test_a_page_number_without_a_token_is_that_many_pages_in_and_pages_link_back(workspace, clock):
+    """`Page=2` without a PageToken gave page 0's rows labelled page 2; previous_page_url was always null."""
+    for number in range(5):
+        workspace.task_queues.create(friendly_name=f"Queue {number}")
+        clock.advance(1)
+    third = workspace.task_queues.page(page_size=2, page_number=2)
+    assert [q.friendly_name for q in third] == ["Queue 4"]
+    assert third.previous_page_url is not None and third.next_page_url is None
+    assert [q.friendly_name for q in third.previous_page()] == ["Queue 2", "Queue 3"]
+    assert workspace.task_queues.page(page_size=2).previous_page_url is None
+
+
 def test_target_workers_syntax_error_names_the_column_and_creates_nothing(workspace):
     with pytest.raises(TwilioRestException) as raised:
         workspace.task_queues.create(friendly_name="Broken", target_workers="languages HAS")
