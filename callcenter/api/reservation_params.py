@@ -174,5 +174,8 @@ def reservation_update_params(*, supervise: bool = True) -> ReservationUpdate:
                 instruction_params[key] = read(name)
     elif instruction == "reject" and worker_activity_sid:
         instruction_params["activity_sid"] = worker_activity_sid
-    return ReservationUpdate(param("ReservationStatus") or None, worker_activity_sid, instruction,
-                             instruction_params)
+    status = param("ReservationStatus") or None
+    if status in ("accepted", "rejected") and instruction and (status == "rejected") != (instruction == "reject"):
+        # Carried out as the instruction said, silently: `accepted` with `reject` rejected the reservation.
+        raise InvalidParameter(f"ReservationStatus={status} contradicts Instruction={instruction}: give one of them")
+    return ReservationUpdate(status, worker_activity_sid, instruction, instruction_params)

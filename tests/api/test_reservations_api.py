@@ -326,6 +326,18 @@ def test_an_unknown_instruction_is_refused(center):
     assert (status, code) == (400, 55555)
 
 
+@pytest.mark.parametrize(("status", "instruction"), [("accepted", "reject"), ("rejected", "dequeue")])
+def test_a_status_and_an_instruction_that_contradict_each_other_are_refused(center, status, instruction):
+    """`ReservationStatus=accepted&Instruction=reject` answered 200 and rejected the reservation."""
+    center.worker("alice")
+    task = center.task()
+    reservation = center.pending_reservation(task)
+    status_code, code, message = rest_error(lambda: center.ws.tasks(task).reservations(reservation.sid).update(
+        reservation_status=status, instruction=instruction, dequeue_to="client:alice"))
+    assert (status_code, code) == (400, 20001) and "contradicts" in message
+    assert center.pending_reservation(task).sid == reservation.sid
+
+
 # -- optimistic concurrency ------------------------------------------------------------------------
 
 def test_accept_with_a_stale_etag_is_412_and_keeps_the_offer_pending(center):
