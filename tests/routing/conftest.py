@@ -126,6 +126,15 @@ class Center:
         assert check_invariants(self.router, self.ws) == []
 
 
+def on_a_call_with_a_chat_waiting(center) -> tuple[str, str]:
+    """In a single-tasking center: alice has accepted a voice task, and a chat task waits. Returns both sids."""
+    center.workflow(default=center.queue())
+    alice = center.worker("alice")
+    call = center.task(task_channel="voice")
+    center.accept(center.pending_reservation(call).sid)
+    return alice, center.task(task_channel="chat")
+
+
 @pytest.fixture
 def center(router, clock):
     center = Center(router, clock)

@@ -21,7 +21,7 @@ from callcenter.routing.explain import (
 )
 from callcenter.routing.matching import reserve_for_task
 from callcenter.routing.models import Reservation, Task, Worker, WorkerChannel
-from tests.routing.conftest import Center
+from tests.routing.conftest import Center, on_a_call_with_a_chat_waiting
 
 
 def route(expression, *targets, name="Route"):
@@ -157,11 +157,7 @@ def test_a_rejection_in_a_step_without_timeout_says_the_worker_is_not_offered_th
 
 def test_a_worker_on_another_task_is_said_to_be_on_it_not_rung_for_it(single_tasking):
     center = single_tasking
-    center.workflow(default=center.queue())
-    alice = center.worker("alice")
-    call = center.task(task_channel="voice")
-    center.accept(center.pending_reservation(call).sid)
-    chat = center.task(task_channel="chat")
+    alice, chat = on_a_call_with_a_chat_waiting(center)
     verdict = verdict_of(explain_task(center.router, center.ws, chat), alice)
     assert verdict.reason == "reservation_pending_elsewhere"
     assert verdict.detail == "multitasking is off and they hold another task (1 accepted)"

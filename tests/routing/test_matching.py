@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert
 from callcenter.routing import ReservationNotPending, matching, queues, tasks, workers, workspaces
 from callcenter.routing.invariants import check_invariants
 from callcenter.routing.models import Reservation, Task, Worker, WorkerChannel
-from tests.routing.conftest import Center
+from tests.routing.conftest import Center, on_a_call_with_a_chat_waiting
 
 
 @pytest.fixture
@@ -675,11 +675,7 @@ def test_invariant_check_reports_a_task_offered_twice_to_one_worker(center):
 
 def test_turning_multitasking_on_offers_a_busy_worker_the_work_waiting_on_their_other_channels(single_tasking):
     center = single_tasking
-    center.workflow(default=center.queue())
-    alice = center.worker("alice")
-    call = center.task(task_channel="voice")
-    center.accept(center.pending_reservation(call).sid)
-    chat = center.task(task_channel="chat")
+    alice, chat = on_a_call_with_a_chat_waiting(center)
     assert center.reservations(task_sid=chat) == []  # one task at a time
     workspaces.update_workspace(center.router, center.ws, multi_task_enabled=True)
     assert reserved_worker(center, chat) == alice  # nothing else would have looked again
