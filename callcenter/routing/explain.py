@@ -14,6 +14,7 @@ through one read-only session and change nothing.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from .matching import (
 )
 from .models import (
     WAITING_PREDICATE,
+    Event,
     Reservation,
     Task,
     TaskQueue,
@@ -98,6 +100,8 @@ class TargetExplanation:
     moves_on_at: datetime | None
     seconds_left: float | None
     then: str
+    # The step's skip_if: checked when the task entered it and nobody could be reserved at once.
+    skip_if: str | None = None
 
 
 @dataclass
@@ -545,6 +549,7 @@ def _explain_filters(tx: Tx, task: Task) -> tuple[list[FilterExplanation], str |
     # Kept in its queue by a configuration update without ReEvaluateTasks, its step gone (targets.keep_in_place):
     # the new filters route it when that step ends, so none has been evaluated for it yet.
     kept_in_place = current is None and task.task_queue_sid is not None
+    left_at: dict[str, int] | None = None
     for index, routing_filter in enumerate(config.filters):
         if kept_in_place or (current is not None and current != DEFAULT_FILTER and index > current):
             explained.append(FilterExplanation(index, routing_filter.name, routing_filter.expression.text,
@@ -556,9 +561,13 @@ def _explain_filters(tx: Tx, task: Task) -> tuple[list[FilterExplanation], str |
         elif not matched:
             outcome = "no_match"
         else:
-            # It matched, yet the task went past it: its steps ran out of time, or skip_if skipped them.
+            # It matched, yet the task went past it: its steps ran out of time, or skip_if skipped them. When it
+            # left tells which (its events); past their retention, its age now is all there is to go by.
             last = step_end_age(routing_filter.targets, len(routing_filter.targets) - 1)
-            outcome = "timed_out" if last is not None and age >= last else "skipped"
+            if left_at is None:
+                left_at = _filters_left(tx, task)
+            gone = left_at.get(routing_filter.name, age)
+            outcome = "timed_out" if last is not None and gone >= last else "skipped"
         explained.append(FilterExplanation(index, routing_filter.name, routing_filter.expression.text, matched,
                                            outcome, routing_filter.expression.explain(attributes)))
     if current == DEFAULT_FILTER:
@@ -566,6 +575,20 @@ def _explain_filters(tx: Tx, task: Task) -> tuple[list[FilterExplanation], str |
     if current is not None and 0 <= current < len(config.filters):
         return explained, config.filters[current].name
     return explained, None
+
+
+def _filters_left(tx: Tx, task: Task) -> dict[str, int]:
+    """The task's age (seconds) when it left each filter it was in, from its `workflow.target-matched` events."""
+    left: dict[str, int] = {}
+    previous = None
+    for moment, data in tx.session.execute(
+            select(Event.event_date, Event.event_data)
+            .where(Event.task_sid == task.sid, Event.event_type == "workflow.target-matched").order_by(Event.id)):
+        name = json.loads(data).get("workflow_filter_name")
+        if previous is not None and name != previous:
+            left[previous] = int((moment - task.date_created).total_seconds())
+        previous = name
+    return left
 
 
 def _explain_target(tx: Tx, task: Task, target: Target, queue: TaskQueue, steps: list[Step]) -> TargetExplanation:
@@ -594,6 +617,7 @@ def _explain_target(tx: Tx, task: Task, target: Target, queue: TaskQueue, steps:
         expression=target.expression.text if target.expression is not None else None,
         order_by=order_by, priority=target.priority, timeout=target.timeout, moves_on_at=moves_on_at,
         seconds_left=max(0.0, (moves_on_at - tx.now).total_seconds()) if moves_on_at else None, then=then,
+        skip_if=target.skip_if.text if target.skip_if is not None else None,
     )
 
 

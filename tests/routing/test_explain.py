@@ -377,6 +377,19 @@ def test_filter_that_timed_out_is_marked_timed_out(center):
     assert second.outcome == "current"
 
 
+def test_a_filter_skipped_by_skip_if_stays_skipped_after_its_timeout_would_have_passed(center):
+    """The label was worked out from the task's age: a filter skipped at once read "timed out" 30 s later."""
+    nobody = center.queue("Nobody", target_workers="skills HAS 'none'")
+    center.workflow(filters=[route("1 == 1", {"queue": nobody, "timeout": 30, "skip_if": "workers.available == 0"},
+                                   name="First"),
+                             route("1 == 1", {"queue": nobody, "skip_if": "1 == 2"}, name="Second")])
+    task = center.task()
+    center.advance(40)
+    explained = explain_task(center.router, center.ws, task)
+    assert [f.outcome for f in explained.filters] == ["skipped", "current"]
+    assert explained.target.skip_if == "1 == 2"
+
+
 def test_default_filter_and_task_in_no_queue(center):
     queue = center.queue()
     center.workflow(filters=[route("type == 'x'", {"queue": queue})])
