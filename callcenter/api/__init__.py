@@ -13,7 +13,7 @@ import click
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.cli import AppGroup
 from sqlalchemy import inspect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from callcenter.database import get_router, startup_lock
 from callcenter.routing import accounts
@@ -79,6 +79,8 @@ def register(app: Flask) -> None:
                    405: f"Method {request.method} not allowed on {request.path}"}.get(err.code, err.description)
         response = jsonify(error_body(code, message, err.code or 500))
         response.status_code = err.code or 500
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            response.headers["Allow"] = ", ".join(err.valid_methods)
         return response
 
     @app.errorhandler(Exception)

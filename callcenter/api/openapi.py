@@ -48,10 +48,15 @@ def path_shape(path: str) -> str:
     return _VARIABLE.sub("{}", path)
 
 
+# Rules that exist only to answer 405 (api/statistics.py): not operations.
+NOT_ALLOWED_ENDPOINT = ".not_allowed_"
+
+
 def served_operations(app: Flask) -> set[tuple[str, str]]:
     """(path shape, lower-case method) of every route the app serves under /v1."""
     return {(path_shape(rule.rule), method.lower())
-            for rule in app.url_map.iter_rules() if rule.rule.startswith("/v1/")
+            for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/v1/") and NOT_ALLOWED_ENDPOINT not in rule.endpoint
             for method in rule.methods or () if method.lower() in METHODS}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import g, request
 from sqlalchemy import select
+from werkzeug.exceptions import MethodNotAllowed
 
 from callcenter.database import get_router
 from callcenter.routing import statistics as engine
@@ -248,3 +249,28 @@ def worker_statistics(workspace_sid, worker_sid):
     _own_workspace(workspace_sid)
     numbers = engine.worker_cumulative(get_router(), workspace_sid, worker_sid, **_window())
     return ok(_resource(numbers, f"/Workspaces/{workspace_sid}/Workers/{worker_sid}/Statistics"))
+
+
+# The collections' statistics paths, with the methods each has. The others would be taken for a queue's or a
+# worker's sid (`GET /TaskQueues/RealTimeStatistics` answered 404 "TaskQueue RealTimeStatistics not found"):
+# they answer 405 with the methods that exist, as any other wrong method does.
+_COLLECTION_PATHS = {
+    "/Workspaces/<workspace_sid>/TaskQueues/Statistics": ("GET", "HEAD"),
+    "/Workspaces/<workspace_sid>/TaskQueues/RealTimeStatistics": ("POST",),
+    "/Workspaces/<workspace_sid>/Workers/Statistics": ("GET", "HEAD"),
+    "/Workspaces/<workspace_sid>/Workers/RealTimeStatistics": ("GET", "HEAD"),
+    "/Workspaces/<workspace_sid>/Workers/CumulativeStatistics": ("GET", "HEAD"),
+}
+
+
+def _not_allowed(allowed: tuple[str, ...]):
+    def view(workspace_sid: str):
+        raise MethodNotAllowed(valid_methods=list(allowed))
+
+    return view
+
+
+for _path, _allowed in _COLLECTION_PATHS.items():
+    bp.add_url_rule(_path, endpoint=f"not_allowed_{_path.rsplit('/', 2)[-2]}_{_path.rsplit('/', 1)[-1]}",
+                    view_func=_not_allowed(_allowed),
+                    methods=[method for method in ("GET", "POST", "DELETE") if method not in _allowed])

@@ -350,3 +350,21 @@ def test_static_statistics_paths_are_not_taken_for_sids(history):
     assert history.ws.task_queues(history.support).fetch().friendly_name == "Support"
     assert history.ws.workers(history.alice).fetch().friendly_name == "alice"
     assert history.ws.task_queues.statistics.list() and history.ws.workers.statistics().fetch().realtime
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("GET", "TaskQueues/RealTimeStatistics", "POST"),
+    ("DELETE", "TaskQueues/RealTimeStatistics", "POST"),
+    ("POST", "TaskQueues/Statistics", "GET, HEAD"),
+    ("DELETE", "Workers/Statistics", "GET, HEAD"),
+    ("POST", "Workers/CumulativeStatistics", "GET, HEAD"),
+    ("POST", "Workers/RealTimeStatistics", "GET, HEAD"),
+])
+def test_a_wrong_method_on_a_collections_statistics_is_405_not_a_missing_sid(app, method, path, allowed):
+    """`GET /TaskQueues/RealTimeStatistics` was taken for the queue "RealTimeStatistics": 404."""
+    from tests.api.test_fuzz import AUTH
+
+    workspace = app.test_client().post("/v1/Workspaces", data={"FriendlyName": "Methods"}, headers=AUTH).get_json()
+    response = app.test_client().open(f"/v1/Workspaces/{workspace['sid']}/{path}", method=method, headers=AUTH)
+    assert response.status_code == 405 and response.get_json()["code"] == 20004
+    assert response.headers["Allow"] == allowed
