@@ -252,7 +252,9 @@ def create_task_channel(router: Router, workspace_sid: str, *, friendly_name: st
 def update_task_channel(router: Router, workspace_sid: str, channel_sid: str, *, friendly_name: str | None = None,
                         channel_optimized_routing: Any = None) -> TaskChannel:
     with router.transaction(workspace_sid) as tx:
-        channel = find_task_channel(tx, channel_sid)
+        # The configuration cache's copy names it; the row to change is the session's (the copy is shared by
+        # every transaction of the process, and a change to it would never be written).
+        channel = tx.get(TaskChannel, find_task_channel(tx, channel_sid).sid, "TaskChannel")
         if friendly_name is not None:
             channel.friendly_name = validation.friendly_name(friendly_name)
         if channel_optimized_routing is not None:

@@ -99,6 +99,17 @@ def test_task_channel_create_and_fetch_by_unique_name(taskrouter):
     assert taskrouter.workspaces(ws).task_channels("email").fetch().sid == channel.sid
 
 
+def test_task_channel_update_is_kept(taskrouter, router):
+    """A change made to the configuration cache's copy of the channel answered 200 and was never written."""
+    ws = taskrouter.workspaces.create(friendly_name="Channels").sid
+    updated = taskrouter.workspaces(ws).task_channels("chat").update(friendly_name="Web chat",
+                                                                     channel_optimized_routing=True)
+    assert (updated.friendly_name, updated.channel_optimized_routing) == ("Web chat", True)
+    router.configurations.drop(ws)  # as another process would read it
+    fetched = taskrouter.workspaces(ws).task_channels("chat").fetch()
+    assert (fetched.friendly_name, fetched.channel_optimized_routing) == ("Web chat", True)
+
+
 def test_task_channel_unique_name_with_hyphen_is_refused(taskrouter):
     ws = taskrouter.workspaces.create(friendly_name="Chans").sid
     with pytest.raises(TwilioRestException) as raised:
