@@ -299,7 +299,7 @@ class Sweeper:
     `purge_every` seconds runs the Router's purgers: events and dead callbacks past their retention
     (retention.py), then what the apps registered (`Router.purgers`)."""
 
-    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, assignment_workers: int = 4,
+    def __init__(self, router: Router, *, interval: float = 0.5, workers: int = 8, assignment_workers: int = 8,
                  purge_every: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.router = router
         self.interval = interval
@@ -373,3 +373,4 @@ class Sweeper:
         finally:
             with self._busy_lock:
                 self._busy[message.kind] -= 1
+            self.router._outbox_ready.set()  # a thread is free: the sweeper claims the next message now

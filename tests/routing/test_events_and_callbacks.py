@@ -615,3 +615,27 @@ def test_a_slow_event_endpoint_does_not_hold_up_assignment_callbacks(center):
     finally:
         released.set()
         sweeper.stop()
+
+
+def test_a_free_thread_claims_the_next_message_without_waiting_for_the_next_sweep(center):
+    """A sweep claims only what its threads can post at once; when a post finished, the rest waited for the
+    next sweep interval (a backlog drained at 16 events a second)."""
+    delivered, all_done = [], threading.Event()
+
+    def transport(url, params, headers, timeout):
+        delivered.append(params["EventType"])
+        if len(delivered) == 4:
+            all_done.set()
+        return Response(204, "")
+
+    center.router.deliverer.transport = transport
+    subscribe(center, events_filter="task.created")
+    staffed(center)
+    for _ in range(4):
+        center.task()
+    sweeper = Sweeper(center.router, workers=1, interval=3600)  # no sweep of its own after the first
+    try:
+        sweeper.start()
+        assert all_done.wait(10), f"only {len(delivered)} of 4 delivered: each waited for a sweep"
+    finally:
+        sweeper.stop()
