@@ -158,9 +158,6 @@ def update_task(
         if attributes is not None and attributes != task.attributes:
             task.attributes = attributes
             route_again = True
-        if priority is not None and priority != task.priority and not _target_sets_priority(tx, task):
-            task.priority = priority
-            tx.wake_task(task)
         if task_channel is not None:
             from .workspaces import find_task_channel
 
@@ -170,6 +167,11 @@ def update_task(
                     raise IllegalState("TaskChannel can only change while the task is waiting")
                 task.task_channel_sid = channel.sid
                 route_again = True
+        # Routed again, the task enters a target whose own priority, if it has one, replaces this one then.
+        rerouted = route_again and task.assignment_status in WAITING
+        if priority is not None and priority != task.priority and (rerouted or not _target_sets_priority(tx, task)):
+            task.priority = priority
+            tx.wake_task(task)
         if virtual_start_time is not None:
             task.virtual_start_time = _virtual_start_time(virtual_start_time, tx.now)
             tx.wake_task(task)

@@ -516,6 +516,9 @@ def test_a_priority_update_does_not_override_the_priority_of_the_target_the_task
     tasks.update_task(center.router, center.ws, vip_task, priority=3)
     tasks.update_task(center.router, center.ws, other, priority=3)
     assert (center.get_task(vip_task).priority, center.get_task(other).priority) == (10, 3)
+    # With attributes that route it to a target without a priority, the new priority is the task's.
+    tasks.update_task(center.router, center.ws, vip_task, attributes=json.dumps({"vip": False}), priority=7)
+    assert (center.get_task(vip_task).task_queue_sid, center.get_task(vip_task).priority) == (general, 7)
 
 
 def _support_and_sales(center):
