@@ -281,6 +281,7 @@ def update_workflow(
         if nothing:  # an empty POST: no update, and no reload of the configuration elsewhere
             return workflow
         tx.config_changed()
+        before = configuration_of(workflow)
         if parsed is not None:
             _check_queues(tx, parsed)
             workflow.configuration = configuration
@@ -311,7 +312,7 @@ def update_workflow(
                 if re_evaluate_tasks:
                     reroute_task(tx, task)
                 else:
-                    keep_in_place(tx, task, parsed)
+                    keep_in_place(tx, task, parsed, before)
         return workflow
 
 
