@@ -639,19 +639,20 @@ def explain_worker_in(tx: Tx, worker: Worker, *, limit: int = 200) -> WorkerExpl
                Task.task_queue_sid.is_not(None))
     member_of = [tx.queue(sid) for sid in tx.session.scalars(
         select(TaskQueueMember.task_queue_sid).where(TaskQueueMember.worker_sid == worker.sid))]
+    queue_sids = [queue.sid for queue in member_of]
     theirs: list[Task] = []
     for queue in member_of:  # each queue in its own serving order, merged as matching merges them
         theirs.extend(tx.session.scalars(select(Task).where(*waiting, Task.task_queue_sid == queue.sid)
                                          .order_by(*_serving_order(Task, queue.task_order)).limit(limit)))
     theirs = sorted(theirs, key=_serving_key(tx))[:limit]
     in_theirs = tx.session.scalar(select(func.count()).select_from(Task).where(
-        *waiting, Task.task_queue_sid.in_([queue.sid for queue in member_of])))
+        *waiting, Task.task_queue_sid.in_(queue_sids)))
     others = tx.session.scalars(
-        select(Task).where(*waiting, Task.task_queue_sid.not_in([queue.sid for queue in member_of]))
+        select(Task).where(*waiting, Task.task_queue_sid.not_in(queue_sids))
         .order_by(Task.priority.desc(), Task.virtual_start_time, Task.sid).limit(limit - len(theirs))
     ).all() if len(theirs) < limit else []
     in_others = tx.session.scalar(select(func.count()).select_from(Task).where(
-        *waiting, Task.task_queue_sid.not_in([queue.sid for queue in member_of])))
+        *waiting, Task.task_queue_sid.not_in(queue_sids)))
     tasks = [*theirs, *others]
     verdicts = worker_verdicts(tx, worker, tasks)
     verdicts.sort(key=lambda v: _LIST_ORDER[v.reason])  # stable: serving order within a reason

@@ -61,7 +61,7 @@ def move_to_next_target(tx: Tx, task: Task) -> None:
           target_index=(task.target_index or 0) + 1, moved_by="timeout")
 
 
-def keep_in_place(tx: Tx, task: Task, config: RoutingConfiguration, before: RoutingConfiguration | None = None) -> None:
+def keep_in_place(tx: Tx, task: Task, config: RoutingConfiguration, before: RoutingConfiguration) -> None:
     """The workflow's configuration changed without ReEvaluateTasks: the waiting task stays in its queue, with
     its offers. Its step is found again in the new configuration (filters and targets may have been added,
     removed or reordered): where a fresh evaluation would place it now, if that is the queue it is in. If not,
@@ -72,7 +72,7 @@ def keep_in_place(tx: Tx, task: Task, config: RoutingConfiguration, before: Rout
     # Its target (expression, order_by, known worker) changed, or it has none now: a worker the old one refused
     # may take it at once, and nothing else would look again before the step ends. (An unchanged target
     # needs no look: with thousands waiting, looking again for each held the workspace's lock for seconds.)
-    if before is None or target is None or before.target(task.filter_index, task.target_index) != target:
+    if target is None or before.target(task.filter_index, task.target_index) != target:
         tx.wake_task(task)
     if target is None or target.queue_sid != task.task_queue_sid:
         task.filter_index = task.target_index = None
