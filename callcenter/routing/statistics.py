@@ -567,7 +567,12 @@ def _stints(session: Session, ws: str, workers: str | Collection[str] | None, st
 
     def activity_updates(events) -> list:
         # A stint ends when the worker changes activity, or is deleted (its event's activity is the stint's).
-        found = [events.workspace_sid == ws, events.event_type.in_(_STINT_ENDS), events.wait_ms.is_not(None)]
+        found = [events.event_type.in_(_STINT_ENDS), events.wait_ms.is_not(None)]
+        if workers is None:
+            return [events.workspace_sid == ws, *found]
+        # Given workers (whose sids are the workspace's), nothing but the worker index can serve the
+        # statement: with the workspace too, SQLite's planner was seen to read the whole workspace's
+        # activity changes in the window off its type index instead.
         return [*found, *_only_workers(events.worker_sid, workers)]
 
     def aggregate(activity_column, overlap):
