@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from flask import Flask, jsonify
 from sqlalchemy import text
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from callcenter import api, contact_center, database, logs, metrics, sms, voice, web
 from callcenter.config import SettingError, load_config
+from callcenter.proxies import TrustedProxyFix, parse_allowed
 from callcenter.simulator import cli as simulator_cli
 
 
@@ -19,9 +20,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(load_config())
     if test_config:
         app.config.update(test_config)
-    # Behind ngrok or a load balancer, X-Forwarded-Proto/Host give the public URL that callbacks,
-    # `url` fields and Twilio's signatures use.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
+    # Behind ngrok or a load balancer, X-Forwarded-Proto/Host give the public URL that callbacks, `url` fields and
+    # Twilio's signatures use, and X-Forwarded-For the client's address; believed from FORWARDED_ALLOW_IPS only.
+    allowed = app.config["FORWARDED_ALLOW_IPS"]
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, parse_allowed(allowed) if isinstance(allowed, str) else allowed)
     logs.init_app(app)
     database.init_app(app)
     api.register(app)
@@ -41,7 +43,10 @@ def create_app(test_config: dict | None = None) -> Flask:
                 session.execute(text("SELECT 1"))
                 problem = database.schema_problem(session, router.database_url)
         except Exception as err:  # report, never raise: this endpoint must always answer
-            return jsonify(status="unavailable", database=router.writer.dialect.name, error=str(err)), 503
+            # The driver's message names hosts, users and databases: the log has it, the public answer does not.
+            logging.getLogger("callcenter.health").error("health check: the database is unreachable: %s", err)
+            return jsonify(status="unavailable", database=router.writer.dialect.name,
+                           error=f"the database is unreachable ({type(err).__name__}; see the log)"), 503
         if problem is not None:  # reachable, but every request would fail: keep traffic away
             return jsonify(status="unavailable", database=router.writer.dialect.name, error=problem), 503
         return jsonify(status="ok", database=router.writer.dialect.name)

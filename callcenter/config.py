@@ -98,6 +98,17 @@ def _secret_key() -> str:
     return value or os.urandom(32).hex()
 
 
+def _forwarded_allow_ips(name: str) -> tuple | None:
+    from callcenter.proxies import DEFAULT_ALLOWED, parse_allowed
+
+    value = os.environ.get(name) or DEFAULT_ALLOWED
+    try:
+        return parse_allowed(value)
+    except ValueError as err:
+        raise SettingError(f"{name} must be `*` or IP addresses and networks separated by commas "
+                           f"(10.0.0.0/8), not {value!r}: {err}") from None
+
+
 def reads_dotenv() -> bool:
     """`.env` is read unless FLASK_SKIP_DOTENV says not to, as Flask's own CLI does (the test suite sets it,
     so that a developer's `.env` never changes what the tests see)."""
@@ -114,6 +125,8 @@ def load_config() -> dict[str, Any]:
         "TWILIO_ACCOUNT_SID": os.environ.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": os.environ.get("TWILIO_AUTH_TOKEN"),
         "PUBLIC_BASE_URL": _url("PUBLIC_BASE_URL"),
+        # Peers whose X-Forwarded-* headers are believed (callcenter/proxies.py): this machine by default.
+        "FORWARDED_ALLOW_IPS": _forwarded_allow_ips("FORWARDED_ALLOW_IPS"),
         # Twilio's REST API, or the local phone simulator / a test double standing in for it.
         "TWILIO_API_BASE_URL": _url("TWILIO_API_BASE_URL", "https://api.twilio.com"),
         # The contact center's Twilio number: texts to agents and supervisors come from it.

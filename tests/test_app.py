@@ -50,13 +50,19 @@ def test_health_answers_503_while_the_schema_is_missing_or_behind_this_code(empt
         app.extensions["router"].dispose()
 
 
-def test_health_answers_503_when_the_database_is_unreachable(tmp_path):
+def test_health_answers_503_when_the_database_is_unreachable_and_keeps_the_drivers_message_in_the_log(
+        tmp_path, caplog):
+    """The driver's message (here the file's path; on PostgreSQL the host, user and database) is for the
+    operator's log, not for whoever can reach /health."""
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/missing-dir/db.sqlite",
                       "RUN_SWEEPER": False,
                       "AUTO_MIGRATE": False})
-    response = app.test_client().get("/health")
+    with caplog.at_level("ERROR", logger="callcenter.health"):
+        response = app.test_client().get("/health")
     assert response.status_code == 503
-    assert response.get_json()["status"] == "unavailable"
+    assert response.get_json() == {"status": "unavailable", "database": "sqlite",
+                                   "error": "the database is unreachable (OperationalError; see the log)"}
+    assert "unable to open database file" in caplog.text
 
 
 def test_event_retention_days_reach_the_engine(sqlite_url, monkeypatch):
@@ -89,7 +95,7 @@ def test_a_bad_setting_stops_the_app_before_it_touches_the_database(tmp_path, se
     # a base URL without a scheme built every webhook URL wrong: each webhook then answered 403
     ("PUBLIC_BASE_URL", "cc.example.com"), ("CALLBACK_BASE_URL", "127.0.0.1:8000"),
     ("TWILIO_API_BASE_URL", "https://api.twilio.com/?x=1"), ("PUBLIC_BASE_URL", "ftp://cc.example.com"),
-    ("LOG_LEVEL", "verbose"),
+    ("LOG_LEVEL", "verbose"), ("FORWARDED_ALLOW_IPS", "10.0.0.0/8,proxy.internal"),
 ])
 def test_a_mistyped_setting_in_the_environment_stops_the_start_and_is_named(monkeypatch, setting, value):
     """Read as false, a mistyped RUN_SWEEPER=ture silently stopped every timer and callback."""

@@ -35,6 +35,8 @@ def authenticate():
             and "\x00" not in auth.username + auth.password:  # PostgreSQL text cannot hold NUL: no such account
         account_sid = accounts.authenticate(get_router(), auth.username, auth.password,
                                             current_app.extensions.setdefault("credentials", accounts.CredentialCache()))
+    if account_sid == DEMO_ACCOUNT_SID and not current_app.config.get("DEMO_MODE"):
+        account_sid = None  # its token was printed by a demo start: it opens nothing outside demo mode
     if account_sid is None:
         response = jsonify(error_body(20003, "Authentication Error - invalid username", 401))
         response.status_code = 401

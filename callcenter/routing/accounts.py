@@ -125,7 +125,8 @@ def _authenticate(router: Router, username: str, password: str) -> str | None:
     with router.read() as session:
         if username.startswith("AC"):
             account = session.get(Account, username)
-            if account is not None and hmac.compare_digest(account.auth_token, password):
+            # As bytes: compare_digest refuses str with non-ASCII characters (a 500, only for sids that exist).
+            if account is not None and hmac.compare_digest(account.auth_token.encode(), password.encode()):
                 return account.sid
         elif username.startswith("SK"):
             key = session.get(ApiKey, username)

@@ -12,9 +12,11 @@ up) and instruction_legs.py (the calls' signed webhooks).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -161,14 +163,46 @@ CALLBACK_URLS: dict[str, dict[str, int]] = {
 }
 
 
+def _host_key(url: str) -> str | None:
+    """The host `url` reaches, as the network sees it: case, a trailing dot, IDNA and the spellings of an
+    IPv4 address (`127.1`, `2130706433`) folded. Every loopback address and `localhost` are this machine,
+    told apart by port (another local application is not this server); other hosts are compared without."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # not a URL at all: refused by its own check
+        return None
+    if not host:
+        return None
+    host = host.rstrip(".").lower()
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:  # the forms inet_aton and getaddrinfo accept: 127.1, 0x7f.0.0.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(host)) if host[-1:].isalnum() else None
+        except OSError:
+            address = None
+    if address is not None and isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if host == "localhost" or host.endswith(".localhost") or (
+            address is not None and (address.is_loopback or address.is_unspecified)):
+        return f"localhost:{port or (443 if parts.scheme == 'https' else 80)}"
+    return str(address) if address is not None else host
+
+
 def own_hosts(app: Flask) -> set[str]:
     """The hosts this server answers on: PUBLIC_BASE_URL's and the callback base URL's."""
-    urls = (app.config.get("PUBLIC_BASE_URL") or "", callback_base_url(app))
-    return {host.lower() for host in (urlsplit(url).hostname for url in urls) if host}
+    keys = (_host_key(url) for url in (app.config.get("PUBLIC_BASE_URL") or "", callback_base_url(app)))
+    return {key for key in keys if key}
 
 
 def is_own_url(app: Flask, url: str | None) -> bool:
-    return bool(url) and (urlsplit(url).hostname or "").lower() in own_hosts(app)
+    key = _host_key(url) if url else None
+    return key is not None and key in own_hosts(app)
 
 
 def _refuse_own_urls(app: Flask, instruction: str, params: dict[str, Any]) -> None:

@@ -76,6 +76,9 @@ def load_user() -> None:
         session.clear()
         return
     web_session, user = found
+    if user.username == DEMO_USERNAME and not current_app.config.get("DEMO_MODE"):
+        session.clear()  # a sign-in kept from a demo run
+        return
     limits = session_limits(current_app)
     if now >= web_session.date_created + limits.lifetime or now >= web_session.last_seen + limits.idle:
         end_sessions(router, session_ids=[web_session.id])
@@ -122,14 +125,28 @@ def _sessions_ended(session_ids: list[int]) -> None:
         listener(session_ids)
 
 
+USERNAME_MAX = 64  # the column's length
+DEMO_USERNAME = "demo"  # demo mode's supervisor (callcenter/simulator/demo.py), refused outside demo mode
+
+
 class FailedSignIns:
     """Failed sign-ins per username and per address in a sliding window (per process; several processes each
-    allow their share, which still bounds guessing to a handful per minute)."""
+    allow their share, which still bounds guessing to a handful per minute). Keys whose failures are all older
+    than the window are dropped once per window, so names tried once (by anyone) are not kept for ever."""
 
-    def __init__(self, limit: int = 10, window_seconds: float = 300.0) -> None:
+    def __init__(self, limit: int = 10, window_seconds: float = 300.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window = limit, window_seconds
+        self._monotonic = monotonic
         self._failures: dict[str, list[float]] = {}
+        self._next_sweep = monotonic() + window_seconds
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(username: str, address: str) -> tuple[str, str]:
+        # No username is longer than USERNAME_MAX: a longer one is counted as its first 65 (still no user's),
+        # so each key stays small whatever a form carries.
+        return f"u:{username[:USERNAME_MAX + 1]}", f"a:{address}"
 
     def _recent(self, key: str, now: float) -> list[float]:
         times = [t for t in self._failures.get(key, []) if now - t < self.window]
@@ -140,15 +157,22 @@ class FailedSignIns:
         return times
 
     def allowed(self, username: str, address: str) -> bool:
-        now = time.monotonic()
+        now = self._monotonic()
         with self._lock:
-            return all(len(self._recent(key, now)) < self.limit for key in (f"u:{username}", f"a:{address}"))
+            return all(len(self._recent(key, now)) < self.limit for key in self._keys(username, address))
 
     def failed(self, username: str, address: str) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         with self._lock:
-            for key in (f"u:{username}", f"a:{address}"):
+            for key in self._keys(username, address):
                 self._failures.setdefault(key, []).append(now)
+            if now >= self._next_sweep:
+                self._next_sweep = now + self.window
+                for key in [key for key, times in self._failures.items() if now - times[-1] >= self.window]:
+                    del self._failures[key]
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 def _failed_sign_ins() -> FailedSignIns:
@@ -205,6 +229,8 @@ def login():
             return render_template("login.html", error="Too many failed sign-ins: wait a few minutes."), 429
         with get_router().read() as db:
             user = db.scalar(select(WebUser).where(WebUser.username == username))
+        if user is not None and username == DEMO_USERNAME and not current_app.config.get("DEMO_MODE"):
+            user = None  # its password was printed by a demo start: it opens nothing outside demo mode
         if user is None:
             check_password_hash(_DUMMY_HASH, password)
             error = "Wrong username or password."
@@ -263,8 +289,8 @@ class UserError(ValueError):
 def create_user(username: str, password: str, role: str, worker_sid: str | None) -> WebUser:
     """Create a sign-in; an agent's `worker_sid` must name a worker (see `find_worker`)."""
     username = username.strip()
-    if not username or len(username) > 64:
-        raise UserError("A username of 1 to 64 characters is needed")
+    if not username or len(username) > USERNAME_MAX:
+        raise UserError(f"A username of 1 to {USERNAME_MAX} characters is needed")
     if role not in ROLES:
         raise UserError(f"Role must be one of {', '.join(ROLES)}")
     if role == "agent" and not worker_sid:
@@ -343,6 +369,8 @@ users_cli = AppGroup("users", help="Sign-ins for the agent console and the super
 def create_command(username: str, role: str, worker: str | None, password: str) -> None:
     """Create a user who signs in at /login."""
     try:
+        if username.strip() == DEMO_USERNAME:
+            raise UserError(f"The name {DEMO_USERNAME!r} is demo mode's (it signs in only in demo mode): pick another")
         worker_sid = None
         if role == "agent":
             if not worker:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from callcenter.contact_center import ContactCenter, current
 from callcenter.database import get_router
-from callcenter.routing import queues, workers, workflows
+from callcenter.routing import queues, validation, workers, workflows
 from callcenter.routing.errors import InvalidParameter, RoutingError
 from callcenter.routing.expressions import ExpressionError, compile_expression
 from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow
@@ -119,7 +119,7 @@ def _row(model: type, sid: str):
 def _pretty(text: str) -> str:
     try:
         return json.dumps(json.loads(text), indent=2, sort_keys=True)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
@@ -131,7 +131,10 @@ def edit_agent(worker_sid: str):
     if request.method == "POST":
         text = request.form.get("attributes", "")
         try:
-            attributes = json.loads(text)
+            try:
+                attributes = json.loads(text, parse_constant=validation.not_json)
+            except RecursionError:
+                raise InvalidParameter("Attributes nest too deeply") from None
             if not isinstance(attributes, dict):
                 raise InvalidParameter("Attributes must be a JSON object, like {\"products\": [\"sales\"]}")
             joins = _queues_matching(attributes)
@@ -168,7 +171,7 @@ def _queues_matching(attributes: dict) -> list[str]:
 def _queues_matching_text(text: str) -> str | None:
     try:
         attributes = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(attributes, dict):
         return None

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+from unittest.mock import patch
+
 import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException
+
+from tests.api.conftest import ACCOUNT_SID, AUTH_TOKEN
 
 
 def test_workspace_create_fetch_update_delete(taskrouter):
@@ -155,6 +160,44 @@ def test_another_account_cannot_see_or_change_a_workspace(taskrouter, other_clie
             attempt()
         assert raised.value.status == 404
     assert taskrouter.workspaces(ws).fetch().friendly_name == "Private"
+
+
+def _basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_a_non_ascii_password_is_refused_like_any_wrong_one(app):
+    """It was a 500 (compare_digest refuses non-ASCII str) for account sids that exist only: an oracle."""
+    client = app.test_client()
+    for user in (ACCOUNT_SID, "AC" + "b" * 32):
+        refused = client.get("/v1/Workspaces", headers=_basic(user, "pässwörd"))
+        assert (refused.status_code, refused.get_json()["code"]) == (401, 20003)
+
+
+def test_demo_modes_account_opens_nothing_outside_demo_mode(app):
+    """Its token was printed by a demo start; README's next step runs the real thing on the same file."""
+    from callcenter.routing import accounts
+    from callcenter.simulator.demo import DEMO_ACCOUNT_SID
+
+    router = app.extensions["router"]
+    accounts.ensure_account(router, DEMO_ACCOUNT_SID, "printed-demo-token")
+    key = accounts.create_api_key(router, DEMO_ACCOUNT_SID)
+    client = app.test_client()
+    with patch.dict(app.config, {"DEMO_MODE": True}):
+        assert client.get("/v1/Workspaces", headers=_basic(DEMO_ACCOUNT_SID, "printed-demo-token")).status_code == 200
+    for user, password in ((DEMO_ACCOUNT_SID, "printed-demo-token"), (key.sid, key.secret)):
+        refused = client.get("/v1/Workspaces", headers=_basic(user, password))
+        assert (refused.status_code, refused.get_json()["code"]) == (401, 20003)
+
+
+def test_forwarded_headers_from_a_client_that_is_not_a_trusted_proxy_are_ignored(app):
+    """The `url` fields (and Twilio's signatures) follow X-Forwarded-Host only from FORWARDED_ALLOW_IPS."""
+    client = app.test_client()
+    forwarded = {**_basic(ACCOUNT_SID, AUTH_TOKEN), "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    direct = client.get("/v1/Workspaces", headers=forwarded, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert direct.get_json()["meta"]["url"].startswith("http://localhost/v1/Workspaces")
+    proxied = client.get("/v1/Workspaces", headers=forwarded)  # from 127.0.0.1: a proxy on this machine
+    assert proxied.get_json()["meta"]["url"].startswith("https://evil.example/v1/Workspaces")
 
 
 def test_wrong_credentials_are_refused_with_20003(app, http):

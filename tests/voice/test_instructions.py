@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from unittest.mock import patch
 from urllib.parse import parse_qs
 
 import pytest
@@ -907,6 +908,42 @@ def test_status_callbacks_pointing_at_this_server_are_refused(tenant, params, co
     assert (status, got) == (400, code) and "this server" in message
     tenant.deliver()
     _unchanged(tenant, task, reservation)
+
+
+@pytest.mark.parametrize("url", [
+    "https://cc.example.com./voice/agent/after?task=WT" + "0" * 32,  # DNS's absolute name: the same host
+    "https://CC.Example.COM../voice/instructions/worker/status",
+])
+def test_another_spelling_of_this_servers_host_is_refused_too(tenant, url):
+    tenant.worker("alice", ALICE)
+    task = tenant.caller()
+    reservation = tenant.reservation(task)
+    status, got, message = rest_error(lambda: tenant.ws.tasks(task).reservations(reservation.sid).update(
+        instruction="dequeue", dequeue_from=NUMBER, dequeue_status_callback_url=url))
+    assert (status, got) == (400, 40157) and "this server" in message
+    tenant.deliver()
+    _unchanged(tenant, task, reservation)
+
+
+@pytest.mark.parametrize("url, own", [
+    ("http://127.0.0.1:5000/voice/status", True),
+    ("http://127.1:5000/voice/status", True),  # inet_aton's spellings of 127.0.0.1
+    ("http://2130706433:5000/voice/status", True),
+    ("http://[::1]:5000/voice/status", True),
+    ("http://[::ffff:127.0.0.1]:5000/voice/status", True),
+    ("http://localhost.:5000/voice/status", True),
+    ("http://0.0.0.0:5000/voice/status", True),
+    ("http://localhost:3000/status", False),  # another application on this machine
+    ("http://10.1.2.3:5000/status", False),
+    ("https://bücher.example/status", False),
+    ("not a url", False),
+])
+def test_this_server_is_known_by_every_spelling_of_its_loopback_address_and_port(app, url, own):
+    from callcenter.voice.instructions import is_own_url
+
+    local = {**app.config, "PUBLIC_BASE_URL": None, "CALLBACK_BASE_URL": "http://127.0.0.1:5000"}
+    with patch.dict(app.config, local):
+        assert is_own_url(app, url) is own
 
 
 def test_a_status_callback_at_this_server_in_an_assignment_reply_changes_nothing(app, clock, rest):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+from unittest.mock import patch
+
 import pytest
 
 from callcenter.database import get_router
-from callcenter.web.auth import UserError, create_user, set_password
+from callcenter.web.auth import FailedSignIns, UserError, create_user, set_password
 from tests.support import contact_center_app
 from tests.web.conftest import PASSWORD, Browser
 
@@ -196,6 +199,86 @@ def test_repeated_failed_sign_ins_are_slowed_down_for_that_user(browser):
         assert wrong.status_code == 401
     blocked = browser.client.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
     assert blocked.status_code == 429 and b"Too many failed sign-ins" in blocked.data
+
+
+def _fail_sign_ins(browser, count: int, *, forwarded_for=None, username=lambda i: f"user{i}") -> list[int]:
+    token = browser.page_token("/login")
+    statuses = []
+    for i in range(count):
+        headers = {"X-Forwarded-For": forwarded_for(i)} if forwarded_for else {}
+        statuses.append(browser.client.post("/login", headers=headers, data={
+            "username": username(i), "password": "Summer2026!", "csrf_token": token}).status_code)
+    return statuses
+
+
+def test_a_client_reaching_the_app_directly_cannot_pick_the_address_its_failures_count_under(browser):
+    """gunicorn -b 0.0.0.0:8000 with no proxy in front: X-Forwarded-For is the client's own say."""
+    browser.client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+
+    statuses = _fail_sign_ins(browser, 11, forwarded_for=lambda i: f"198.51.100.{i}")
+
+    assert statuses == [401] * 10 + [429]
+
+
+def test_behind_a_proxy_on_this_machine_failures_count_under_the_forwarded_client(browser):
+    """ngrok's agent or nginx on the same host (FORWARDED_ALLOW_IPS' default): one client's failures do not lock
+    out the others, who all arrive from the proxy's address."""
+    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: "198.51.100.7") == [401] * 10 + [429]
+
+    other = browser.client.post("/login", headers={"X-Forwarded-For": "198.51.100.8"}, data={
+        "username": "bob", "password": PASSWORD, "csrf_token": browser.page_token("/login")})
+    assert other.status_code == 302
+
+
+def test_a_trusted_proxy_elsewhere_is_named_in_forwarded_allow_ips(app):
+    browser = Browser(app)
+    browser.client.environ_base["REMOTE_ADDR"] = "10.0.3.4"  # a load balancer on another host
+    app.wsgi_app.allowed = (ipaddress.ip_network("10.0.0.0/8"),)  # FORWARDED_ALLOW_IPS=10.0.0.0/8
+
+    assert _fail_sign_ins(browser, 12, forwarded_for=lambda i: f"198.51.100.{i}") == [401] * 12
+
+
+def test_failed_sign_ins_of_names_nobody_tries_again_are_forgotten_and_long_names_cost_little():
+    now = [1000.0]
+    limiter = FailedSignIns(limit=10, window_seconds=300, monotonic=lambda: now[0])
+    for i in range(40):
+        limiter.failed(f"{i}-" + "x" * 100_000, f"198.51.100.{i}")  # no user name is over 64 characters
+
+    assert len(limiter) == 80 and max(len(key) for key in limiter._failures) <= 2 + 65
+    for i in range(9):  # names differing past their 65th character count as one: still no user's
+        limiter.failed("0-" + "x" * 63 + f"y{i}", "192.0.2.1")
+    assert not limiter.allowed("0-" + "x" * 63 + "z", "192.0.2.2")
+    now[0] += 301
+    limiter.failed("someone", "192.0.2.9")
+    assert len(limiter) == 2
+
+
+def test_names_over_64_characters_are_still_counted_per_name(browser):
+    long_name = "n" * 70
+    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: f"198.51.100.{i}",
+                          username=lambda i: long_name + str(i)) == [401] * 10 + [429]
+
+
+# -- demo mode's sign-in -------------------------------------------------------------------------------
+
+def test_demo_modes_supervisor_opens_nothing_outside_demo_mode(app):
+    """Its password was printed by each demo start; README's next step runs the real thing on the same file."""
+    from callcenter.simulator import demo
+
+    with patch.dict(app.config, {"DEMO_MODE": True}):
+        password = demo._supervisor(app)
+        demo_browser = Browser(app)
+        assert demo_browser.login("demo", password).status_code == 302
+        assert demo_browser.get("/agent").status_code == 403  # signed in (as a supervisor)
+
+    assert demo_browser.get("/agent").status_code == 302  # the demo run's sign-in, kept in its cookie
+    assert Browser(app).login("demo", password).status_code == 401
+
+
+def test_the_demo_name_is_not_given_to_a_user_outside_demo_mode(app):
+    result = app.test_cli_runner().invoke(args=["users", "create", "demo", "--role", "supervisor"],
+                                          input="s3cret-password\ns3cret-password\n")
+    assert result.exit_code == 1 and "demo mode's" in result.output
 
 
 # -- sessions on the server ---------------------------------------------------------------------------
