@@ -227,6 +227,11 @@ def test_agent_attributes_are_checked_and_change_queue_membership(scenario, supe
 
     assert "not valid JSON" in bad.get_data(as_text=True)
     assert "must be a JSON object" in array.get_data(as_text=True)
+    for deep in ("[" * 100_000, '{"a": ' * 100_000):  # RecursionError in the parser: it was a 500
+        refused = form_post(supervisor, f"/dashboard/agents/{bob}/edit", {"attributes": deep})
+        assert refused.status_code == 200 and "nest too deeply" in refused.get_data(as_text=True)
+        workflow = form_post(supervisor, "/dashboard/workflow/edit", {"configuration": deep})
+        assert workflow.status_code == 200, workflow.status_code
     attributes = {"products": ["sales", "support"], "contact_uri": "+15005550002"}
     good = form_post(supervisor, f"/dashboard/agents/{bob}/edit", {"attributes": json.dumps(attributes)})
     assert good.status_code == 302
