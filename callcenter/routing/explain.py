@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import BindParameter, and_, case, exists, func, or_, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from .errors import NotFound
@@ -198,7 +199,7 @@ def explain_task_in(tx: Tx, task: Task) -> TaskExplanation:
     queue = tx.config.queues.get(task.task_queue_sid) if task.task_queue_sid else None
     waiting = task.assignment_status in WAITING
     verdicts = task_verdicts(tx, task) if waiting and queue is not None else []
-    ahead = _ahead_in_queue(tx, task, queue) if waiting and queue is not None else None
+    ahead = ahead_in_queue(tx.session, task, queue) if waiting and queue is not None else None
     steps = _steps_ahead(tx, task) if waiting else []
     timeout_left = None
     if steps and steps[-1].queue_sid is None:
@@ -225,7 +226,7 @@ def explain_task_in(tx: Tx, task: Task) -> TaskExplanation:
     )
 
 
-def _ahead_in_queue(tx: Tx, task: Task, queue: TaskQueue) -> int:
+def ahead_in_queue(session: Session, task: Task, queue: TaskQueue) -> int:
     """How many waiting tasks of its queue and channel the queue serves before this one (matching's order)."""
     if queue.task_order == "FIFO":
         before = or_(Task.priority > task.priority,
@@ -235,7 +236,7 @@ def _ahead_in_queue(tx: Tx, task: Task, queue: TaskQueue) -> int:
     else:
         before = or_(Task.virtual_start_time > task.virtual_start_time,
                      and_(Task.virtual_start_time == task.virtual_start_time, Task.sid > task.sid))
-    return tx.session.scalar(
+    return session.scalar(
         select(func.count()).select_from(Task).where(
             Task.task_queue_sid == queue.sid, Task.task_channel_sid == task.task_channel_sid,
             text(f"tasks.{WAITING_PREDICATE}"), before))

@@ -108,6 +108,9 @@ def agent_confirm(center: ContactCenter):
     reservation, task, _ = flow.reservation_state(reservation_sid)
     if reservation is not None and reservation.reservation_status == "accepted" and task.assignment_status == "assigned":
         return _bridge(center, reservation_sid, flow.caller_of(task.sid))  # accepted on the console meanwhile
+    if reservation is None or reservation.reservation_status != "pending":
+        # Taken on the console by a caller who then left, or ended meanwhile: nothing to take or pass on.
+        return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
     if form("Digits") == "1":
         return _connect(center, reservation_sid)
     flow.decline(center, reservation_sid, "declined" if form("Digits") else "no key pressed")
@@ -159,6 +162,8 @@ def agent_status(center: ContactCenter):
     if not flow.is_current_leg(reservation_sid, form("CallSid")):
         return Response(status=204)  # a stray duplicate call: it decides nothing
     status = form("CallStatus")
+    if (status in NOT_ANSWERED or status == "completed") and flow.release_agent(center, reservation_sid):
+        return Response(status=204)  # the goodbye after a caller who could not be brought in is over
     reservation, task, _ = flow.reservation_state(reservation_sid)
     if status in NOT_ANSWERED or status == "completed":
         if reservation is not None and reservation.reservation_status == "pending":

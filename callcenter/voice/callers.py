@@ -96,8 +96,11 @@ def wait(center: ContactCenter):
     task = flow.note_queue(center, form("CallSid"), form("QueueSid") or None)
     if task is None or task.assignment_status in ("canceled", "completed"):
         return xml(twiml.leave_queue())
-    position = form("QueuePosition")
-    announcement = (f"You are caller number {position} in line. " if position.isdigit() and int(position) > 1
+    # Being rung for, the caller is next; else their place among the callers of their department.
+    position = 1 if task.assignment_status == "reserved" else flow.place_in_line(task)
+    if position is None:  # in no task queue: Twilio's count of its queue is all there is
+        position = int(form("QueuePosition")) if form("QueuePosition").isdigit() else 1
+    announcement = (f"You are caller number {position} in line. " if position > 1
                     else "You are next in line. ") + "Please stay on the line; an agent will be with you shortly."
     return xml(twiml.hold(announcement=announcement, music_url=center.voice.hold_music_url, speech=speech(center)))
 

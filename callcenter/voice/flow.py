@@ -18,7 +18,8 @@ from callcenter.contact_center import ContactCenter
 from callcenter.database import get_router
 from callcenter.phones import caller_shown, is_phone_number, phone_of
 from callcenter.routing.errors import RoutingError
-from callcenter.routing.models import Reservation, Task, Worker, Workspace
+from callcenter.routing.explain import ahead_in_queue
+from callcenter.routing.models import Reservation, Task, TaskQueue, Timer, Worker, Workspace
 from callcenter.routing.reservations import accept_reservation_in, active_reservation, reject_reservation_in
 from callcenter.routing.tasks import DEFAULT_TTL, cancel_task_in, complete_task_in, create_task_in, wrap_task_in
 from callcenter.routing.timers import register_timer
@@ -32,7 +33,14 @@ log = logging.getLogger("callcenter.voice")
 WAITING = ("pending", "reserved")
 # An agent leg whose caller has been moved to the conference: "bridged", then "joined" once the agent is in it.
 CALLER_MOVED = ("bridged", "joined")
+# An agent leg whose call is up (ringing, or connected to the agent); "closing": up, playing a goodbye, and
+# holding the agent in their activity until it hangs up (`_hold_until_hung_up`).
+LIVE_LEG = ("ringing", "answered", *CALLER_MOVED)
 WRAP_UP_TIMER = "voice_wrap_up"
+RELEASE_TIMER = "voice_release_agent"
+RELEASE_AFTER = timedelta(seconds=30)  # a goodbye takes seconds; Twilio's "completed" comes right after
+# An answered offer's timeout: the prompt (under 20 s), its 8 s wait for a key, and room for the webhooks.
+RESERVATION_AFTER_ANSWER = timedelta(seconds=60)
 
 
 def calls_changed(center: ContactCenter, call_sid: str) -> None:
@@ -87,6 +95,15 @@ def start_task(center: ContactCenter, caller: CallerInfo, choices: dict) -> str 
         return task.sid
 
 
+def place_in_line(task: Task) -> int | None:
+    """The caller's place among those waiting for the same department (its task queue, in the queue's order),
+    1 for the next one served; None when the task is in no queue. Twilio's QueuePosition counts every caller of
+    the shared Twilio queue, whatever their department or priority."""
+    with get_router().read() as session:
+        queue = session.get(TaskQueue, task.task_queue_sid) if task.task_queue_sid else None
+        return ahead_in_queue(session, task, queue) + 1 if queue is not None else None
+
+
 def note_queue(center: ContactCenter, call_sid: str, queue_sid: str | None) -> Task | None:
     """Remember the Twilio queue the caller waits in (to dequeue exactly them); returns their task."""
     router = get_router()
@@ -120,14 +137,61 @@ def abandon(center: ContactCenter, call_sid: str, reason: str = "caller hung up"
     _hang_up(ringing)
 
 
-def _finish_unconnected(tx, center: ContactCenter, task: Task, reason: str) -> None:
+def _finish_unconnected(tx, center: ContactCenter, task: Task, reason: str, *,
+                        agent_on_the_line: str | None = None) -> None:
     """Complete an accepted task whose caller never reached the agent; the agent, if still in the on-a-call
-    activity the flow put them in, becomes available (no wrap-up: there was no conversation)."""
+    activity the flow put them in, becomes available (no wrap-up: there was no conversation): at once, or, when
+    their phone is still on the line (`agent_on_the_line`, the reservation whose leg hears a goodbye), once it
+    hangs up."""
     reservation = active_reservation(tx, task)
     complete_task_in(tx, task, reason)
+    if agent_on_the_line is not None and _hold_until_hung_up(tx, agent_on_the_line):
+        return
     worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
     if worker is not None and worker.activity_sid == center.role_sids.get("busy", worker.activity_sid):
         set_activity(tx, worker, tx.activity(center.activity_for("available")))
+
+
+def _hold_until_hung_up(tx, reservation_sid: str) -> bool:
+    """The agent's phone, still connected, hears a goodbye: they stay in the activity they are in (on a call)
+    until it hangs up (`release_agent`), or for RELEASE_AFTER at most should that news be lost. Made available
+    now, they would be rung for the next caller on a line still in use: busy, then taken offline for it.
+    False when their call is no longer up."""
+    leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+    if leg is None or leg.status not in LIVE_LEG:
+        return False
+    leg.status, leg.date_updated = "closing", tx.now
+    tx.schedule(RELEASE_TIMER, reservation_sid, tx.now + RELEASE_AFTER)
+    return True
+
+
+def release_agent(center: ContactCenter, reservation_sid: str) -> bool:
+    """The agent's call, held after the caller was lost (`_hold_until_hung_up`), is over: free the agent.
+    False when that leg was not held (the status callback means something else)."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        released = release_agent_in(tx, reservation_sid)
+        if released:
+            tx.cancel_timer(RELEASE_TIMER, reservation_sid)
+        return released
+
+
+def release_agent_in(tx, reservation_sid: str) -> bool:
+    """Back to the activity they were in when the reservation was made (an available one), unless they chose
+    another activity since their phone was held."""
+    leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
+    if leg is None or leg.status != "closing":
+        return False
+    held_since = leg.date_updated
+    leg.status, leg.date_updated = "ended", tx.now
+    reservation = tx.session.get(Reservation, reservation_sid)
+    worker = tx.session.get(Worker, leg.worker_sid)
+    back = reservation.worker_previous_activity_sid if reservation is not None else None
+    if worker is None or back is None or worker.date_status_changed > held_since or worker.activity_sid == back:
+        return True
+    activity = tx.activity(back)
+    if activity.available and not tx.activity(worker.activity_sid).available:
+        set_activity(tx, worker, activity)
+    return True
 
 
 def call_ended(center: ContactCenter, call_sid: str) -> None:
@@ -139,10 +203,13 @@ def call_ended(center: ContactCenter, call_sid: str) -> None:
     if call is None:
         # Hung up in the menu: remember it, so a menu choice still in flight creates no task.
         with router.transaction(center.workspace_sid) as tx:
-            if tx.session.get(Call, call_sid) is None:
+            arrived = tx.session.get(Call, call_sid) is not None
+            if not arrived:
                 tx.session.add(Call(call_sid=call_sid, workspace_sid=center.workspace_sid, choices="{}",
                                     outcome="abandoned", date_created=tx.now, date_ended=tx.now,
                                     supervisors_notified=False))
+        if arrived:  # the menu choice committed its task between the read and the lock: end that call now
+            call_ended(center, call_sid)
         return
     if task is None or task.assignment_status in WAITING:
         abandon(center, call_sid)
@@ -347,14 +414,21 @@ def leg_of(reservation_sid: str) -> AgentLeg | None:
 
 def adopt_leg(center: ContactCenter, reservation_sid: str, call_sid: str) -> None:
     """A webhook of the agent's call arrived while the ring is still claimed as "dialing" (Twilio's answer to
-    placing it is still on its way, or was lost): that call is the leg, so it can be stopped and followed."""
+    placing it is still on its way, or was lost): that call is the leg, so it can be stopped and followed.
+    A ring whose offer is over meanwhile (the caller hung up, the reservation timed out) is hung up: nothing
+    else would stop it, since the offer ended while nobody knew the call."""
     leg = leg_of(reservation_sid)
     if leg is None or leg.status != "dialing" or not call_sid.startswith("CA"):
         return
     with get_router().transaction(center.workspace_sid) as tx:
         leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
-        if leg is not None and leg.status == "dialing":
-            leg.call_sid, leg.status, leg.date_updated = call_sid, "ringing", tx.now
+        if leg is None or leg.status != "dialing":
+            return
+        reservation = tx.session.get(Reservation, reservation_sid)
+        wanted = reservation is not None and reservation.reservation_status in ("pending", "accepted")
+        leg.call_sid, leg.status, leg.date_updated = call_sid, "ringing" if wanted else "ended", tx.now
+    if not wanted:
+        _hang_up([call_sid])
 
 
 def is_current_leg(reservation_sid: str, call_sid: str) -> bool:
@@ -380,10 +454,18 @@ def agent_joined(center: ContactCenter, reservation_sid: str, call_sid: str) -> 
 
 
 def agent_answered(center: ContactCenter, reservation_sid: str) -> None:
+    """The agent picked up and hears who calls: the offer stands while they do. Its timeout, sized for the ring,
+    would otherwise cut them off mid-prompt (a caller's number read digit by digit takes a while) and take them
+    offline; from now on their key, the prompt's own wait, or their hang-up decides (RESERVATION_AFTER_ANSWER
+    remains the guard should all of Twilio's news be lost)."""
     with get_router().transaction(center.workspace_sid) as tx:
         leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
         if leg is not None and leg.status == "ringing":
             leg.status, leg.date_updated = "answered", tx.now
+            due = tx.session.scalar(select(Timer.due_at).where(Timer.kind == "reservation_timeout",
+                                                                Timer.subject_sid == reservation_sid))
+            if due is not None and due < tx.now + RESERVATION_AFTER_ANSWER:
+                tx.schedule("reservation_timeout", reservation_sid, tx.now + RESERVATION_AFTER_ANSWER)
 
 
 def accept(center: ContactCenter, reservation_sid: str) -> Call | None:
@@ -431,8 +513,9 @@ def tell_agent_how_to_come_back(center: ContactCenter, worker: Worker | None) ->
              "calls again.")
 
 
-def caller_gone(center: ContactCenter, task_sid: str) -> None:
-    """The agent accepted but the caller had already hung up: finish the task, free the agent."""
+def caller_gone(center: ContactCenter, task_sid: str, agent_on_the_line: str | None = None) -> None:
+    """The agent accepted but the caller had already hung up: finish the task, free the agent (once their
+    phone, if `agent_on_the_line`, has hung up)."""
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
         call = tx.session.scalar(select(Call).where(Call.task_sid == task_sid))
@@ -440,12 +523,16 @@ def caller_gone(center: ContactCenter, task_sid: str) -> None:
             call.outcome, call.date_ended = "abandoned", call.date_ended or tx.now
         if task is None or task.assignment_status not in ("assigned", "wrapping"):
             return
-        _finish_unconnected(tx, center, task, "caller hung up before the agent answered")
+        _finish_unconnected(tx, center, task, "caller hung up before the agent answered",
+                            agent_on_the_line=agent_on_the_line)
 
 
-def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None = None) -> None:
-    """The caller never reached the agent: give them a new task, still waiting in queue. The agent goes to
-    `agent_activity_sid` (default: available) before the new task is routed, so it is not offered back to them.
+def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None = None, *,
+            agent_on_the_line: str | None = None) -> None:
+    """The caller never reached the agent: give them a new task, still waiting in queue, in their place in line
+    (it starts when they first joined the queue) and ahead of callers of their priority. The agent goes to
+    `agent_activity_sid` (default: available) before the new task is routed, so it is not offered back to them;
+    an agent whose phone is still on the line (`agent_on_the_line`) stays as they are until it hangs up.
     The old task's agent legs end (their calls are over or going: nothing is hung up here)."""
     with get_router().transaction(center.workspace_sid) as tx:
         task = tx.session.get(Task, task_sid)
@@ -454,12 +541,14 @@ def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None
             return
         reservation = active_reservation(tx, task)
         complete_task_in(tx, task, "could not connect the caller; routed again")
-        if reservation is not None:
+        held = agent_on_the_line is not None and _hold_until_hung_up(tx, agent_on_the_line)
+        if reservation is not None and not held:
             set_activity(tx, tx.session.get(Worker, reservation.worker_sid),
                          tx.activity(agent_activity_sid or center.activity_for("available")))
         replacement = create_task_in(tx, attributes=task.attributes, workflow_sid=center.workflow_sid,
                                      priority=task.priority + 1, task_channel="voice",
-                                     ttl=center.voice.max_wait_seconds or DEFAULT_TTL)
+                                     ttl=center.voice.max_wait_seconds or DEFAULT_TTL,
+                                     virtual_start_time=call.date_enqueued or task.virtual_start_time)
         call.task_sid, call.outcome, call.worker_sid, call.date_answered = replacement.sid, None, None, None
         _end_legs(tx, task_sid, statuses=("dialing", "ringing", "answered", *CALLER_MOVED))
 
@@ -568,11 +657,13 @@ def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | No
     too, they get a new task; if they had been moved after all, the conference's URL puts them back in line.
     """
     connect = public_url("voice.caller_connect")
+    # The agent's phone (the reservation's leg), if up, hears a goodbye when the caller cannot be brought in.
+    on_the_line = reservation_sid
     try:
         move_caller(caller, connect)
     except TelephonyUnreachable as err:
         log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, err)
-        requeue(center, caller.task_sid)
+        requeue(center, caller.task_sid, agent_on_the_line=on_the_line)
         return "requeued"
     except TelephonyUnavailable as err:
         log.warning("moving caller %s may have failed (%s): sending them by redirect", caller.call_sid, err)
@@ -580,11 +671,11 @@ def bridge_caller(center: ContactCenter, caller: Call, reservation_sid: str | No
             get_telephony().redirect(caller.call_sid, connect)
         except TelephonyError as again:
             log.error("could not bridge caller %s (%s): routing them again", caller.call_sid, again)
-            requeue(center, caller.task_sid)
+            requeue(center, caller.task_sid, agent_on_the_line=on_the_line)
             return "requeued"
     except TelephonyError as err:
         log.info("caller %s is gone (%s)", caller.call_sid, err)
-        caller_gone(center, caller.task_sid)
+        caller_gone(center, caller.task_sid, agent_on_the_line=on_the_line)
         return "gone"
     if reservation_sid:
         with get_router().transaction(center.workspace_sid) as tx:
@@ -643,6 +734,7 @@ def accepted_but_not_answered(center: ContactCenter, reservation_sid: str) -> No
 
 def register_timers() -> None:
     register_timer(WRAP_UP_TIMER, finish_wrap_up)
+    register_timer(RELEASE_TIMER, release_agent_in)
 
 
 # -- the engine's notices --------------------------------------------------------------------------

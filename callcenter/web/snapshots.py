@@ -210,10 +210,12 @@ def dashboard_snapshot(router: Router, center: ContactCenter, service_level_seco
 def _waiting_calls(session, center: ContactCenter, now: datetime) -> list[dict[str, Any]]:
     """The longest-waiting calls first, each with a link to why it still waits."""
     queue_names = _queue_names(session, center)
+    # A task's virtual start time is when its caller joined the line: a caller sent back in line after a failed
+    # transfer gets a new task that keeps it (flow.requeue), and their wait goes on counting from it.
     rows = session.execute(
-        select(Task.sid, Task.attributes, Task.task_queue_sid, Task.assignment_status, Task.date_created)
+        select(Task.sid, Task.attributes, Task.task_queue_sid, Task.assignment_status, Task.virtual_start_time)
         .where(Task.workspace_sid == center.workspace_sid, Task.assignment_status.in_(WAITING))
-        .order_by(Task.date_created).limit(WAITING_CALLS_SHOWN)).all()
+        .order_by(Task.virtual_start_time, Task.sid).limit(WAITING_CALLS_SHOWN)).all()
     return [{"sid": sid, "caller": json.loads(attributes or "{}").get("from"),
              "queue": queue_names.get(queue_sid or ""), "status": status,
              "waited": seconds_between(created, now)}
@@ -231,7 +233,7 @@ def _queue_of_tasks(session, workspace_sid: str, since: datetime) -> dict[str, s
 
 def _queue_row(session, queue: TaskQueue, now: datetime) -> dict[str, Any]:
     waiting, oldest = session.execute(
-        select(func.count(Task.sid), func.min(Task.date_created))
+        select(func.count(Task.sid), func.min(Task.virtual_start_time))  # since the caller joined the line
         .where(Task.task_queue_sid == queue.sid, Task.assignment_status.in_(WAITING))).one()
     # Free: in an available activity and holding no reservation. An agent whose phone rings for another call
     # is in an available activity too, but cannot take this one.

@@ -189,11 +189,32 @@ def test_missed_caller_who_leaves_no_message_is_still_reported(scenario):
     assert "No voicemail" in text["Body"]
 
 
-def test_wait_url_tells_the_position_and_plays_hold_music(scenario):
-    caller = scenario.dial(digits="2")
-    root = twiml(scenario.post("/voice/wait", CallSid=caller, QueueSid=QUEUE_SID, QueuePosition="3"))
-    assert "number 3" in root.find("Say").text
+def test_wait_url_tells_the_place_among_the_callers_of_the_department_and_plays_hold_music(scenario):
+    """Every caller waits in one Twilio queue: its QueuePosition counts the other departments' callers too."""
+    scenario.dial(digits="1")  # sales: nobody is available
+    scenario.advance(1)
+    first = scenario.dial(digits="2")  # support: Bob is offline
+    scenario.advance(1)
+    second = scenario.dial(digits="2")
+
+    said = [twiml(scenario.post("/voice/wait", CallSid=caller, QueueSid=QUEUE_SID, QueuePosition=twilios)).find("Say")
+            .text for caller, twilios in ((first, "2"), (second, "3"))]
+
+    assert said[0].startswith("You are next in line.") and said[1].startswith("You are caller number 2 in line.")
+    root = twiml(scenario.post("/voice/wait", CallSid=first, QueueSid=QUEUE_SID, QueuePosition="2"))
     assert root.find("Play").text == "https://example.com/hold.mp3"
+
+
+def test_a_caller_sent_back_in_line_keeps_their_place_ahead_of_later_callers(scenario):
+    caller, reservation = ring_alice(scenario)
+    later = scenario.dial(digits="1")
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
+    scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
+    answer(scenario, reservation.sid)  # the caller cannot be moved: a new task, back in line
+
+    ahead = twiml(scenario.post("/voice/wait", CallSid=caller, QueueSid=QUEUE_SID, QueuePosition="2")).find("Say")
+    behind = twiml(scenario.post("/voice/wait", CallSid=later, QueueSid=QUEUE_SID, QueuePosition="1")).find("Say")
+    assert ahead.text.startswith("You are next in line.") and "number 2" in behind.text
 
 
 def test_wait_url_lets_a_caller_without_a_task_leave_for_voicemail(scenario):
@@ -230,21 +251,66 @@ def test_retried_assignment_callback_rings_the_agent_once(scenario, app):
     assert len(scenario.ring_requests()) == 1
 
 
-def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent(scenario):
+def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent_once_their_phone_hangs_up(scenario):
+    """Made available while the phone still says goodbye, the agent was rung at once for the next caller, on a
+    line still in use: busy, and taken offline for it."""
     caller, reservation = ring_alice(scenario)
+    second = scenario.dial(digits="1")  # waits: only Alice takes sales calls here
+    scenario.deliver()
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
     scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
 
     root = answer(scenario, reservation.sid)
 
     assert root.find("Hangup") is not None and root.find("Dial") is None
+    assert "the caller hung up" in root.find("Say").text
     assert scenario.task(caller).assignment_status == "completed"
     assert scenario.call(caller).outcome == "abandoned"
+    scenario.deliver()
+    assert scenario.activity_of("Alice") == "On a call" and scenario.reservations(second) == []
+    assert len(scenario.ring_requests()) == 1
+
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    scenario.deliver()
+
     assert scenario.activity_of("Alice") == "Available"
+    [offer] = scenario.reservations(second)
+    assert offer.reservation_status == "pending" and len(scenario.ring_requests()) == 2
+
+
+def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_hang_up_is_never_heard_of(scenario):
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
+    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
+    answer(scenario, reservation.sid)
+
+    scenario.advance(29)
+    assert scenario.activity_of("Alice") == "On a call"
+    scenario.advance(2)
+    assert scenario.activity_of("Alice") == "Available"
+    leg = scenario.agent_leg(reservation.sid)  # a late status callback changes nothing more
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    assert scenario.activity_of("Alice") == "Available" and leg.status == "ended"
+
+
+def test_an_agent_who_takes_a_break_during_the_goodbye_keeps_it(scenario):
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
+    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
+    answer(scenario, reservation.sid)
+    scenario.advance(1)
+
+    scenario.set_activity("Alice", "Break")
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+
+    assert scenario.activity_of("Alice") == "Break"
 
 
 def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(scenario):
     caller, reservation = ring_alice(scenario)
+    scenario.clock.advance(5)  # the phone rang a while
     old_task = scenario.call(caller).task_sid
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 503, 20500, "Service unavailable")
     scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
@@ -255,6 +321,86 @@ def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(sc
     assert new_task.sid != old_task and new_task.assignment_status in ("pending", "reserved")
     assert json.loads(new_task.attributes)["call_sid"] == caller
     assert scenario.call(caller).outcome is None
+    # In their place in line (the dashboard's wait counts from it), and not offered back to Alice, whose phone
+    # still says "Sorry, we could not connect the caller": she is freed when it hangs up.
+    assert new_task.virtual_start_time == scenario.call(caller).date_enqueued < new_task.date_created
+    scenario.deliver()
+    assert scenario.activity_of("Alice") == "On a call" and len(scenario.reservations(caller)) == 0
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    scenario.deliver()
+    assert scenario.activity_of("Alice") == "Available"
+    [offer] = scenario.reservations(caller)
+    assert offer.task_sid == new_task.sid and offer.reservation_status == "pending"
+
+
+def test_an_agent_who_answers_late_in_the_ring_has_the_prompt_to_decide(scenario):
+    """The reservation's timeout (30 s here) is sized for the ring (12 s); a prompt reading a long number digit by
+    digit ran past it, and the agent who pressed 1 in time was cut off and taken offline."""
+    caller, reservation = ring_alice(scenario)
+    scenario.advance(11)
+    leg = scenario.agent_leg(reservation.sid)
+    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
+                        CallStatus="in-progress"))
+
+    scenario.advance(25)  # 36 s after the offer: the prompt ends, the agent thinks, presses 1
+    assert scenario.reservations(caller)[0].reservation_status == "pending"
+    root = twiml(scenario.post(f"/voice/agent/confirm?reservation={reservation.sid}", CallSid=leg.call_sid,
+                               Digits="1"))
+
+    assert root.find("Dial/Conference") is not None
+    assert scenario.activity_of("Alice") == "On a call" and scenario.call(caller).outcome == "answered"
+
+
+def test_an_answered_offer_still_times_out_if_nothing_more_is_heard(scenario):
+    caller, reservation = ring_alice(scenario)
+    leg = scenario.agent_leg(reservation.sid)
+    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
+                        CallStatus="in-progress"))
+    scenario.advance(59)
+    assert scenario.reservations(caller)[0].reservation_status == "pending"
+    scenario.advance(2)
+    assert scenario.reservations(caller)[0].reservation_status == "timeout"
+
+
+def test_a_hang_up_racing_the_menu_choice_leaves_no_task_and_rings_nobody(scenario, monkeypatch):
+    """The status callback reads "no call yet", then the menu's transaction commits a task, then the status
+    callback takes the lock: it found the row and did nothing, and the task rang an agent for nobody."""
+    scenario.set_activity("Alice", "Available")
+    call_sid = "CA" + "7" * 32
+    params = {"CallSid": call_sid, "From": CALLER, "To": NUMBER}
+    scenario.post("/voice/incoming", **params)
+    original, raced = scenario.router.transaction, []
+
+    def transaction(workspace_sid):
+        if not raced:  # the menu's request, on another thread, commits between the read and the lock
+            raced.append("menu")
+            raced.append(scenario.post("/voice/menu", Digits="1", **params).status_code)
+        return original(workspace_sid)
+
+    monkeypatch.setattr(scenario.router, "transaction", transaction)
+    assert scenario.post("/voice/status", CallSid=call_sid, CallStatus="completed").status_code == 204
+    monkeypatch.undo()
+    scenario.deliver()
+
+    assert raced == ["menu", 200]
+    assert scenario.task(call_sid).assignment_status == "canceled" and scenario.ring_requests() == []
+    assert scenario.call(call_sid).outcome == "abandoned"
+
+
+def test_a_ring_whose_sid_is_learnt_after_its_offer_ended_is_hung_up(scenario):
+    scenario.rest.break_network("POST", "Calls", "lost")  # Twilio places the call; its answer never comes back
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.network.clear()
+    [placed] = scenario.rest.placed
+    scenario.post("/voice/queue-result", CallSid=caller, QueueResult="hangup", QueueSid=QUEUE_SID)
+    scenario.deliver()
+    assert scenario.reservations(caller)[0].reservation_status == "canceled"
+
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=placed, CallStatus="ringing")
+
+    assert scenario.rest.sent("POST", f"Calls/{placed}") == [{"Status": "canceled"}]
+    assert scenario.agent_leg(reservation.sid).status == "ended"
 
 
 @pytest.mark.parametrize(("phone", "texted"), [

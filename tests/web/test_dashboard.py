@@ -106,6 +106,25 @@ def test_the_waiting_calls_list_says_how_many_more_wait_than_it_shows(scenario, 
     assert "… and 1 more (the 2 waiting longest are shown)" in supervisor.get("/dashboard").get_data(as_text=True)
 
 
+def test_a_caller_sent_back_in_line_has_waited_since_they_first_joined_it(scenario, supervisor):
+    """Their new task starts when they joined the line: the waiting list and the longest wait went back to 0."""
+    caller = scenario.dial(digits="1")  # nobody takes sales calls yet
+    scenario.advance(60)
+    scenario.set_activity("Alice", "Available")
+    scenario.deliver()
+    [reservation] = scenario.reservations(caller)
+    scenario.rest.fail("POST", f"Queues/{'QU' + '9' * 32}/Members/{caller}", 503, 20500, "Service unavailable")
+    scenario.rest.fail("POST", f"Calls/{caller}", 503, 20500, "Service unavailable")
+    answer(scenario, reservation.sid)  # she presses 1; the caller cannot be moved and goes back in line
+    scenario.advance(5)
+
+    state = supervisor.json("/dashboard/state.json")
+
+    [waiting] = state["waiting_calls"]
+    assert waiting["sid"] == scenario.call(caller).task_sid and waiting["waited"] == 65
+    assert queue_row(state, "Sales")["longest_wait"] == 65
+
+
 def test_a_voicemail_is_fetched_from_twilio_with_the_accounts_credentials_for_supervisors_only(
         scenario, supervisor, alice, rest):
     import base64
