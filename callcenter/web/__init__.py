@@ -7,13 +7,17 @@ every state-changing fetch carries a CSRF token (Flask-WTF); an agent acts only 
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, g, jsonify, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.exceptions import HTTPException
 
 from callcenter.contact_center import NotLoaded, SpecError
 from callcenter.routing.errors import RoutingError
+
+log = logging.getLogger("callcenter.web")
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/web/static")
 csrf = CSRFProtect()
@@ -86,6 +90,15 @@ def guard(blueprint: Blueprint) -> None:
     for status, message in ((401, "Sign in first."), (403, "You may not do that."),
                             (404, "Not found."), (405, "Method not allowed.")):
         blueprint.register_error_handler(status, lambda err, s=status, m=message: _error(s, m))
+
+    @blueprint.errorhandler(Exception)
+    def unexpected(err: Exception):
+        # Without this, the REST API's catch-all answered a browser with Twilio's JSON and no way back.
+        if isinstance(err, HTTPException):  # 400, 413, 429...: what werkzeug says, as a page
+            return _error(err.code or 500, err.description or err.name)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "Something went wrong on our side. Reload the page and try again; if it happens again, "
+                           "tell whoever runs this contact center (the log says what it was).")
 
 
 guard(bp)

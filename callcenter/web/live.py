@@ -258,10 +258,13 @@ def _about_queues(notice: dict[str, Any], workspace_sid: str, queue_sids: set[st
 
 
 def _changes_membership(notice: dict[str, Any], workspace_sid: str, worker_sid: str) -> bool:
-    """The worker's queues may have changed: their attributes, or a queue's TargetWorkers."""
+    """The worker's queues may have changed: their attributes, a queue's TargetWorkers, a queue made or deleted."""
     return notice.get("ws") == workspace_sid and any(
-        (event[0] == "worker.attributes.update" and event[2] == worker_sid) or event[0] == "task-queue.expression.updated"
+        (event[0] == "worker.attributes.update" and event[2] == worker_sid) or event[0] in _QUEUE_CHANGES
         for event in notice.get("events", []))
+
+
+_QUEUE_CHANGES = ("task-queue.expression.updated", "task-queue.created", "task-queue.deleted")
 
 
 def _member_queues(worker_sid: str) -> set[str]:

@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, select
 from callcenter.contact_center import ContactCenter
 from callcenter.routing import Router
 from callcenter.routing.models import Activity, Event, Reservation, Task, TaskQueue, TaskQueueMember, Timer, Worker
-from callcenter.voice.models import Call
+from callcenter.voice.models import AgentLeg, Call
 
 from .chart import day_chart
 
@@ -89,6 +89,12 @@ def agent_snapshot(router: Router, center: ContactCenter, worker_sid: str) -> di
             if reservation.reservation_status == "pending" and offer is None:
                 due = session.scalar(select(Timer.due_at).where(Timer.kind == "reservation_timeout",
                                                                 Timer.subject_sid == reservation.sid))
+                # A phone rings for ring_seconds, then Twilio gives up (no-answer): the chance ends then, well
+                # before the reservation's timeout (which leaves room for the answer and the key press).
+                leg = session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation.sid))
+                if leg is not None and leg.status in ("dialing", "ringing"):
+                    rings_until = leg.date_created + timedelta(seconds=center.voice.ring_seconds)
+                    due = min(due, rings_until) if due else rings_until
                 offer = view | {"expires_at": iso(due), "seconds_left": seconds_between(now, due) if due else None}
             elif reservation.reservation_status != "pending" and current is None:
                 current = view

@@ -124,6 +124,12 @@ def test_agent_goes_available_sees_an_offer_live_accepts_it_and_wraps_up(server,
     expect(page.locator("#task-heading")).to_have_text("On a call")
     expect(page.locator("#activity-name")).to_have_text("On a call")
 
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Wrap up").click()  # it ends the call: asked first; "Cancel" keeps it
+    expect(page.locator("#task-heading")).to_have_text("On a call")
+    assert asked == [f"Wrap up ends the call with {CALLER} now. End the call?"]
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Wrap up").click()
     expect(page.locator("#task-heading")).to_have_text("Wrapping up")
     expect(page.locator("#activity-name")).to_have_text("Wrap-up")
@@ -305,3 +311,103 @@ def test_a_page_past_the_users_share_of_live_streams_says_why_it_is_not_live(ser
     expect(second.page.locator("#live-status")).to_contain_text("Not live: 1 page is already open")
     second.page.close()
     assert first.errors == []
+
+
+def _press(page, locator) -> None:
+    """Mouse down on `locator`, not up yet."""
+    box = locator.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+
+
+def test_accept_pressed_as_a_live_update_redraws_the_console_takes_the_call(server, browser):
+    """Each live notice rebuilt every button: a press whose mouse-up landed on Accept's replacement made no click,
+    and the agent's Accept did nothing. The offer's buttons now stay while the offer does."""
+    app = server[0]
+    tab = signed_in(browser, server, "alice")
+    page = tab.page
+    page.get_by_role("button", name="Available", exact=True).click()
+    expect(page.locator("#activity-name")).to_have_text("Available")
+    create_call_task(app, "sales")
+    accept = page.locator("#offer-buttons").get_by_role("button", name="Accept")
+    expect(accept).to_be_visible()
+
+    _press(page, accept)
+    with page.expect_response(lambda response: "/agent/state.json" in response.url):
+        create_call_task(app, "sales")  # another caller in Alice's queue: the console hears of it and re-fetches
+    page.mouse.up()
+
+    expect(page.locator("#offer")).to_be_hidden()
+    expect(page.locator("#task-heading")).to_have_text("On a call")
+    expect(page.locator("#waiting")).to_have_text("1")  # the update held back during the press is shown after it
+    assert tab.errors == []
+
+
+def test_a_dashboard_link_pressed_as_a_call_arrives_opens(server, browser):
+    """The dashboard redraws its lists on every event of the workspace: a click on "Why still waiting?" was lost
+    whenever a redraw fell between mouse-down and mouse-up. Redraws wait for the press to end."""
+    app = server[0]
+    create_call_task(app, "support")  # nobody is available: the caller waits
+    tab = signed_in(browser, server, "sam")
+    page = tab.page
+    why = page.locator("#waiting-calls li").first.get_by_role("link", name="Why still waiting?")
+    expect(why).to_be_visible()
+
+    _press(page, why)
+    with page.expect_response(lambda response: "/dashboard/state.json" in response.url):
+        create_call_task(app, "support")
+    page.mouse.up()
+
+    expect(page).to_have_url(re.compile(r"/dashboard/tasks/WT\w+/explanation$"))
+    assert tab.errors == []
+
+
+def test_the_agent_is_told_when_someone_else_changes_their_activity(server, browser):
+    """A missed call or a supervisor took the agent offline silently: a screen reader's user was not told that no
+    more calls would come. The page's status line (role=status) now says so; the agent's own changes keep their
+    own message."""
+    app = server[0]
+    tab = signed_in(browser, server, "alice")
+    page = tab.page
+    page.get_by_role("button", name="Available", exact=True).click()
+    expect(page.locator("#message")).to_have_text("You are now Available.")
+
+    center = current(app)
+    with app.app_context():
+        alice = find_worker("Alice", center.workspace_sid).sid
+    workers.update_worker(get_router(app), center.workspace_sid, alice, activity_sid=center.activity_for("offline"))
+
+    expect(page.locator("#activity-name")).to_have_text("Offline")
+    expect(page.locator("#message")).to_have_text(
+        "You are now Offline: no calls come to you until you choose an available activity.")
+    assert page.locator("#message").get_attribute("role") == "status"
+
+
+def test_an_offer_is_announced_once_and_its_countdown_is_not_read_out_every_second(server, browser):
+    app = server[0]
+    tab = signed_in(browser, server, "alice", fake_clock=True)
+    page = tab.page
+    page.get_by_role("button", name="Available", exact=True).click()
+    expect(page.locator("#activity-name")).to_have_text("Available")
+    create_call_task(app, "sales")
+    countdown = page.locator("#offer-countdown")
+    expect(countdown).to_have_text(re.compile(r"0:[0-3]\d"))
+    before = countdown.text_content()
+    page.clock.run_for(2_000)
+    expect(countdown).not_to_have_text(before)  # it ticks...
+
+    live = countdown.evaluate("el => { const r = el.closest('[aria-live]'); return r && r.getAttribute('aria-live') }")
+    assert live is None  # ...outside any live region
+    announcement = page.locator("#offer-announcement")
+    assert announcement.get_attribute("aria-live") == "assertive"
+    expect(announcement).to_have_text(f"Incoming call from {CALLER}.")
+
+
+def test_signing_an_agent_out_everywhere_is_asked_first(server, browser):
+    tab = signed_in(browser, server, "sam")
+    page = tab.page
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Sign Alice out everywhere").click()
+    expect(page.locator("#message")).to_be_hidden()
+    assert asked == ["Sign Alice out of every browser and phone? They must sign in again to take calls on the console."]

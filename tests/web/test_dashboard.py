@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 
+from werkzeug.exceptions import RequestEntityTooLarge
+
 from callcenter.routing.models import TaskQueue, Worker, Workflow
 from callcenter.voice.models import Call
 from tests.voice.conftest import CALLER
@@ -322,3 +324,29 @@ def test_pages_cannot_be_framed_by_another_site(supervisor):
     reply = supervisor.get("/dashboard")
     assert reply.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"]
+
+
+def test_an_unexpected_error_is_a_page_for_the_browser_and_json_for_the_pages_fetches(scenario, supervisor,
+                                                                                      monkeypatch, caplog):
+    """The REST API's catch-all answered every path: a supervisor's browser showed {"code": 20500, ...}."""
+    from callcenter.web import dashboard
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(dashboard, "dashboard_snapshot", broken)
+
+    page = supervisor.get("/dashboard")
+    fetched = supervisor.client.get("/dashboard/state.json", headers={"Accept": "application/json"})
+
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    assert "Something went wrong on our side" in page.get_data(as_text=True)
+    assert fetched.status_code == 500 and fetched.get_json()["message"].startswith("Something went wrong")
+    assert "the database went away" in caplog.text  # for whoever runs it, not for the page
+
+    def refused(*args, **kwargs):
+        raise RequestEntityTooLarge()
+
+    monkeypatch.setattr(dashboard, "dashboard_snapshot", refused)
+    too_big = supervisor.get("/dashboard")  # werkzeug's own refusals keep their status, as pages
+    assert too_big.status_code == 413 and too_big.mimetype == "text/html"

@@ -111,6 +111,28 @@ def test_an_agent_hears_of_callers_entering_their_queues_at_most_once_per_interv
         response.close()
 
 
+def test_an_agent_hears_of_callers_in_a_queue_made_while_their_page_is_open(scenario, alice):
+    """Their queues were read when the stream opened, and again only when attributes or expressions changed:
+    callers of a queue added since (REST, `contact-center load`) never reached "callers waiting in your queues"."""
+    from callcenter.routing import queues, tasks, workflows
+
+    alice.app.config["LIVE_HEARTBEAT_SECONDS"] = 0.5
+    alice.app.config["LIVE_QUEUE_NOTICE_SECONDS"] = 0
+    response, stream = open_stream(alice)
+    try:
+        wait_until_listening(alice.app)
+        vip = queues.create_task_queue(scenario.router, scenario.center.workspace_sid, friendly_name="VIP",
+                                       target_workers="products HAS 'sales'")
+        assert ["task-queue.created"] in next_change(stream)["events"]
+        routing = {"task_routing": {"default_filter": {"queue": vip.sid}}}
+        workflow = workflows.create_workflow(scenario.router, scenario.center.workspace_sid, friendly_name="VIP line",
+                                             configuration=json.dumps(routing))
+        tasks.create_task(scenario.router, scenario.center.workspace_sid, attributes={}, workflow_sid=workflow.sid)
+        assert ["task-queue.entered"] in next_change(stream)["events"]
+    finally:
+        response.close()
+
+
 def test_a_held_queue_notice_is_sent_when_its_interval_is_over(scenario, alice):
     alice.app.config["LIVE_HEARTBEAT_SECONDS"] = 30
     alice.app.config["LIVE_QUEUE_NOTICE_SECONDS"] = 0.2

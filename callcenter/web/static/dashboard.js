@@ -122,7 +122,8 @@
       form.appendChild(CC.el("a", { href: url("editAgentUrl", agent.sid), text: "Edit" }));
       form.appendChild(document.createTextNode(" "));
       form.appendChild(CC.el("a", { href: url("agentWhyUrl", agent.sid), text: "Why no calls?" }));
-      const signOut = CC.actionForm(url("signOutUrl", agent.sid), "Sign " + agent.name + " out everywhere", "link", {});
+      const signOut = CC.actionForm(url("signOutUrl", agent.sid), "Sign " + agent.name + " out everywhere", "link", {},
+        "Sign " + agent.name + " out of every browser and phone? They must sign in again to take calls on the console.");
       signOut.classList.add("agent-sign-out");
       return CC.el("li", { "data-sid": agent.sid }, [line, form, signOut]);
     }));

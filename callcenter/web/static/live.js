@@ -27,10 +27,46 @@
     return body;
   }
 
+  // A press (mouse down, then up) on a button or link that a redraw replaces in between makes no click: the
+  // agent's Accept, a supervisor's "Why still waiting?" did nothing. While a pointer is down, or Space is held on
+  // a control, redraws wait; the latest runs once the press is over (after its click), or after 5 s should the
+  // release never be seen.
+  let pressed = false, pendingRedraw = null, pressTimer = null;
+  function pressStarted() {
+    pressed = true;
+    clearTimeout(pressTimer);
+    pressTimer = setTimeout(pressEnded, 5000);
+  }
+  function pressEnded() {
+    if (!pressed) return;
+    pressed = false;
+    clearTimeout(pressTimer);
+    setTimeout(function () {  // a task later: the press's click (and submit) has been dispatched
+      if (pressed || !pendingRedraw) return;  // pressed again meanwhile: its release redraws
+      const redraw = pendingRedraw;
+      pendingRedraw = null;
+      redraw();
+    }, 0);
+  }
+  document.addEventListener("pointerdown", pressStarted, true);
+  document.addEventListener("pointerup", pressEnded, true);
+  document.addEventListener("pointercancel", pressEnded, true);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === " " && event.target.closest && event.target.closest("button")) pressStarted();
+  }, true);
+  document.addEventListener("keyup", function (event) { if (event.key === " ") pressEnded(); }, true);
+
+  function afterPress(render) {
+    return function (state) {
+      if (pressed) { pendingRedraw = function () { render(state); }; return; }
+      render(state);
+    };
+  }
+
   // A redraw replaces the page's forms and buttons: give the focus back to the same control (the same label in
   // the same row), so that a keyboard user goes on where they were.
   function keepingFocus(render) {
-    return function (state) {
+    return afterPress(function (state) {
       const active = document.activeElement;
       if (!active || active === document.body) { render(state); return; }
       const row = active.closest("[data-sid]");
@@ -47,7 +83,7 @@
         return (node.getAttribute("aria-label") || node.textContent.trim()) === label && usable(node);
       }) || Array.from(scope.querySelectorAll("button, select, a[href], input")).find(usable);
       if (match) match.focus();
-    };
+    });
   }
 
   // Forms inside `root` go through fetch; `render` gets the snapshot each answers with.
@@ -57,6 +93,8 @@
       const form = event.target.closest("form.action");
       if (!form) return;
       event.preventDefault();
+      // What cannot be undone (hanging up on a caller, signing someone out) is asked first.
+      if (form.dataset.confirm && !form.dataset.busy && !window.confirm(form.dataset.confirm)) return;
       // Busy until the answer: a second press does nothing. aria-disabled, not disabled: disabling the focused
       // button would drop the keyboard focus, and a live update redrawing the page meanwhile could not give it back.
       if (form.dataset.busy) return;
@@ -161,13 +199,13 @@
     return node;
   }
 
-  function actionForm(action, label, className, fields) {
+  function actionForm(action, label, className, fields, confirm) {
     const inputs = [el("input", { type: "hidden", name: "csrf_token", value: csrf })];
     Object.entries(fields || {}).forEach(function ([name, value]) {
       inputs.push(el("input", { type: "hidden", name: name, value: value }));
     });
     inputs.push(el("button", { type: "submit", className: className || null, text: label }));
-    return el("form", { method: "post", action: action, className: "action" }, inputs);
+    return el("form", { method: "post", action: action, className: "action", "data-confirm": confirm || null }, inputs);
   }
 
   window.CallCenter = { post, interceptForms, follow, duration, el, actionForm, showMessage, csrf };
