@@ -11,7 +11,7 @@ from sqlalchemy import false, select
 
 from callcenter.database import get_router
 from callcenter.routing.models import Event, TaskChannel
-from callcenter.routing.statistics import NotIndexed, window_of
+from callcenter.routing.statistics import NotIndexed, events_window
 
 from . import bp
 from . import representations as rep
@@ -35,8 +35,8 @@ def list_events(workspace_sid):
     channel = param("TaskChannel")
     with get_router().read() as session:
         workspace_of_account(session, workspace_sid)
-        window = window_of(get_router().clock.now(), minutes=minutes or None, start_date=start or None,
-                           end_date=end or None)
+        window = events_window(get_router().clock.now(), minutes=minutes or None, start_date=start or None,
+                               end_date=end or None)
         # One task's or one worker's events are read off its own index, not off the workspace's (NotIndexed).
         by_own_index = any(request.args.get(name) for name in ("Sid", "TaskSid", "WorkerSid"))
         workspace_column = NotIndexed(Event.workspace_sid) if by_own_index else Event.workspace_sid

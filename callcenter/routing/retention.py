@@ -6,9 +6,9 @@ that routing never waits long behind a delete (about 3 ms each on the benchmark 
 routing operation), at most 50 transactions per workspace once a minute per process: 5,000 rows a
 minute, enough to catch up with a busy center's backlog within days. Several processes deleting the
 same rows is harmless: the second finds them gone. Events of a task that still exists are kept
-whatever their age: they are its history, and the invariant check expects its `task.created`. The
-Events API and cumulative statistics look back at most 30 days, so with the default retention
-nothing they can be asked for is deleted.
+whatever their age: they are its history, and the invariant check expects its `task.created`.
+Cumulative statistics look back at most 30 days, so with the default retention nothing they count is
+deleted; the Events list may reach further back and gets the events still kept.
 
 Callbacks given up on (outbox rows marked `dead`, kept so that they can be looked into) go after the
 same time since their last attempt: a callback URL that stays broken would otherwise add one for

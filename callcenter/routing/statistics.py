@@ -46,6 +46,7 @@ from .router import Router
 
 DEFAULT_MINUTES = 15
 MAX_MINUTES = 30 * 24 * 60  # cumulative statistics cover at most the past 30 days
+MAX_EVENT_MINUTES = 2_147_483_647  # the Events list has no such limit: Minutes is any 32-bit count
 MAX_BULK_QUEUES = 50
 MAX_WAIT_THRESHOLDS = 10
 WAITING = ("pending", "reserved")
@@ -82,23 +83,40 @@ class Window:
 def window_of(now: datetime, *, minutes: int | str | None = None, start_date: datetime | str | None = None,
               end_date: datetime | str | None = None) -> Window:
     """`Minutes` back from now (default 15), or `StartDate`/`EndDate`; never more than 30 days back."""
+    return _window(now, minutes, start_date, end_date, reach=MAX_MINUTES)
+
+
+def events_window(now: datetime, *, minutes: int | str | None = None, start_date: datetime | str | None = None,
+                  end_date: datetime | str | None = None) -> Window:
+    """The Events list's window: as `window_of`, but as far back as events are kept (`EVENT_RETENTION_DAYS`,
+    a live task's for ever); Twilio only redacts the task attributes of events past 30 days."""
+    return _window(now, minutes, start_date, end_date, reach=None)
+
+
+def _window(now: datetime, minutes: int | str | None, start_date: datetime | str | None,
+            end_date: datetime | str | None, *, reach: int | None) -> Window:
     if minutes is not None and (start_date is not None or end_date is not None):
         raise InvalidParameter("Minutes cannot be combined with StartDate or EndDate")
     if start_date is None and end_date is None:
-        span = DEFAULT_MINUTES if minutes is None else validation.integer(minutes, "Minutes", minimum=1,
-                                                                          maximum=MAX_MINUTES)
-        return Window(now - timedelta(minutes=span), now)
+        span = DEFAULT_MINUTES if minutes is None else validation.integer(
+            minutes, "Minutes", minimum=1, maximum=MAX_EVENT_MINUTES if reach is None else reach)
+        return Window(_minutes_before(now, span), now)
     end = _naive_utc(end_date, "EndDate") if end_date is not None else now
-    if end < now - timedelta(minutes=MAX_MINUTES):  # checked first: `end - 15 minutes` overflows near year 1
+    if reach is not None and end < now - timedelta(minutes=reach):
         raise InvalidParameter("Statistics cover at most the past 30 days: EndDate is too early")
-    start = _naive_utc(start_date, "StartDate") if start_date is not None else end - timedelta(minutes=DEFAULT_MINUTES)
+    start = _naive_utc(start_date, "StartDate") if start_date is not None else _minutes_before(end, DEFAULT_MINUTES)
     if start > now:  # first: without EndDate, "after EndDate" would name a parameter the caller never sent
         raise InvalidParameter("StartDate must not be in the future")
     if start > end:
         raise InvalidParameter("StartDate must not be after EndDate")
-    if start < now - timedelta(minutes=MAX_MINUTES):
+    if reach is not None and start < now - timedelta(minutes=reach):
         raise InvalidParameter("Statistics cover at most the past 30 days: StartDate is too early")
     return Window(start, end)
+
+
+def _minutes_before(moment: datetime, minutes: int) -> datetime:
+    """`moment` less `minutes`, but no earlier than year 1: an Events window may reach back that far."""
+    return moment - min(timedelta(minutes=minutes), moment - datetime.min)
 
 
 def _naive_utc(value: datetime | str, field: str) -> datetime:

@@ -178,6 +178,48 @@ def test_start_date_alone_reaches_back_beyond_15_minutes(center, clock):
     assert [e.resource_sid for e in found] == [first]
 
 
+def test_start_date_may_reach_back_beyond_30_days(center, clock):
+    """Twilio only redacts the task attributes of events past 30 days; here they are kept as long as their task."""
+    start = clock.now().replace(tzinfo=UTC)
+    first = center.task()
+    clock.advance(31 * 24 * 3600)
+    found = center.ws.events.list(event_type="task.created", start_date=start - timedelta(seconds=1))
+    assert [e.resource_sid for e in found] == [first]
+
+
+def test_minutes_may_reach_back_beyond_43200(center, clock):
+    first = center.task()
+    clock.advance(45 * 24 * 3600)
+    found = center.ws.events.list(event_type="task.created", minutes=46 * 24 * 60)
+    assert [e.resource_sid for e in found] == [first]
+
+
+def test_minutes_reaching_back_before_year_one_reads_every_event(center):
+    first = center.task()
+    found = center.ws.events.list(event_type="task.created", minutes=2_147_483_647)
+    assert [e.resource_sid for e in found] == [first]
+
+
+def test_minutes_beyond_32_bits_is_refused(center):
+    status, code, message = list_error(lambda: center.ws.events.list(minutes=2_147_483_648))
+    assert (status, code) == (400, 20001) and "Minutes" in message
+
+
+def test_an_end_date_in_year_one_is_an_empty_window(center, http):
+    from .test_tasks_api import AUTH, URL
+
+    center.task()
+    response = http.request("GET", f"{URL}/Workspaces/{center.ws_sid}/Events", auth=AUTH,
+                            params={"EndDate": "0001-01-01T00:05:00Z"})
+    assert response.status_code == 200 and json.loads(response.text)["events"] == []
+
+
+def test_a_start_date_in_the_future_is_refused(center, clock):
+    start = clock.now().replace(tzinfo=UTC) + timedelta(minutes=1)
+    status, code, message = list_error(lambda: center.ws.events.list(start_date=start))
+    assert (status, code, message) == (400, 20001, "StartDate must not be in the future")
+
+
 def test_minutes_with_dates_is_refused(center, clock):
     start = clock.now().replace(tzinfo=UTC) - timedelta(minutes=5)
     assert list_error(lambda: center.ws.events.list(minutes=5, start_date=start))[:2] == (400, 20001)
