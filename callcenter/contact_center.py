@@ -448,10 +448,8 @@ def _string(raw: dict[str, Any], key: str, where: str, default: str | None = Non
 
 def _name(raw: dict[str, Any], where: str) -> str:
     name = _string(raw, "name", where)
-    # Case-folded too: a worker's name is kept that way as well, and "ß" folds to "ss" (workers._worker_name).
-    if max(len(name), len(name.casefold())) > validation.MAX_FRIENDLY_NAME:
-        raise SpecError(f"{where}.name: {max(len(name), len(name.casefold()))} characters (case-folded); "
-                        f"TaskRouter's limit is {validation.MAX_FRIENDLY_NAME}")
+    if len(name) > validation.MAX_FRIENDLY_NAME:
+        raise SpecError(f"{where}.name: {len(name)} characters; TaskRouter's limit is {validation.MAX_FRIENDLY_NAME}")
     return name
 
 

@@ -12,12 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from flask.cli import cli as flask_cli
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from app import create_app
 from callcenter.database import alembic_config, one_off_command, upgrade_database
-from callcenter.routing import Router, workspaces
-from callcenter.routing.models import Base
+from callcenter.routing import Router, workers, workspaces
+from callcenter.routing.models import Base, WorkerChannel
 from callcenter.routing.outbox import Sweeper
 
 
@@ -278,6 +278,31 @@ def test_router_works_on_a_migrated_database(empty_database_url):
         assert ws.default_activity_sid is not None
     finally:
         router.dispose()
+
+
+def test_widening_worker_name_keys_keeps_every_worker_and_what_refers_to_them(empty_database_url):
+    """0012 rebuilds `workers` on SQLite (copy, drop, rename): a worker's channels, which go with their worker,
+    stay; and a 64-character name folding to 128 is then stored."""
+    command.upgrade(alembic_config(empty_database_url), "0011")
+    router = Router(empty_database_url)
+    try:
+        ws = workspaces.create_workspace(router, account_sid="AC" + "2" * 32, friendly_name="Before 0012").sid
+        alice = workers.create_worker(router, ws, friendly_name="Alice").sid
+        channels = _channels_of(router, alice)
+    finally:
+        router.dispose()
+    upgrade_database(empty_database_url)
+    router = Router(empty_database_url)
+    try:
+        assert channels and _channels_of(router, alice) == channels
+        assert workers.create_worker(router, ws, friendly_name="ß" * 64).name_key == "ss" * 64
+    finally:
+        router.dispose()
+
+
+def _channels_of(router: Router, worker_sid: str) -> list[str]:
+    with router.read() as session:
+        return sorted(session.scalars(select(WorkerChannel.sid).where(WorkerChannel.worker_sid == worker_sid)))
 
 
 def test_processes_upgrading_at_once_through_the_concurrent_index_builds_all_finish(empty_database_url):

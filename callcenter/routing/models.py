@@ -132,8 +132,9 @@ class Worker(Base):
     sid: Mapped[str] = mapped_column(SID, primary_key=True)
     workspace_sid: Mapped[str] = mapped_column(ForeignKey("workspaces.sid", ondelete="CASCADE"))
     friendly_name: Mapped[str] = mapped_column(String(64))
-    # Friendly names are unique case-insensitively; the folded copy carries the constraint.
-    name_key: Mapped[str] = mapped_column(String(64))
+    # Friendly names are unique case-insensitively; the folded copy carries the constraint. Folding
+    # lengthens some names, up to three characters for one ("ﬃ" -> "ffi").
+    name_key: Mapped[str] = mapped_column(String(192))
     attributes: Mapped[str] = mapped_column(Text, default="{}")
     activity_sid: Mapped[str] = mapped_column(ForeignKey("activities.sid"))
     available: Mapped[bool] = mapped_column(Boolean)

@@ -23,7 +23,7 @@ _UNSET: Any = object()
 def create_worker(router: Router, workspace_sid: str, *, friendly_name: str, activity_sid: str | None = None,
                   attributes: str | dict | None = None) -> Worker:
     """Create a worker in the given (or the workspace's default) activity, with one channel per TaskChannel."""
-    _worker_name(friendly_name)
+    validation.friendly_name(friendly_name)
     attributes = validation.attributes(attributes if attributes is not None else "{}")
     with router.transaction(workspace_sid) as tx:
         count = tx.session.scalar(select(func.count()).where(Worker.workspace_sid == workspace_sid))
@@ -57,15 +57,6 @@ def create_worker(router: Router, workspace_sid: str, *, friendly_name: str, act
         return worker
 
 
-def _worker_name(friendly_name: Any) -> None:
-    """A worker's name is unique without regard to case: its case-folded form is kept too, and may be longer
-    ("ß" folds to "ss"), past what the column holds (PostgreSQL answered 500, SQLite kept it)."""
-    validation.friendly_name(friendly_name)
-    if len(friendly_name.casefold()) > validation.MAX_FRIENDLY_NAME:
-        raise InvalidParameter(f"FriendlyName must be at most {validation.MAX_FRIENDLY_NAME} characters once "
-                               f"case-folded (it is {len(friendly_name.casefold())}: letters such as ß fold to two)")
-
-
 def update_worker(
     router: Router,
     workspace_sid: str,
@@ -79,7 +70,7 @@ def update_worker(
 ) -> Worker:
     """Change a worker's name, attributes or activity (one transaction, one version bump)."""
     if friendly_name is not None:
-        _worker_name(friendly_name)
+        validation.friendly_name(friendly_name)
     if attributes is not None:
         attributes = validation.attributes(attributes)
     with router.transaction(workspace_sid) as tx:

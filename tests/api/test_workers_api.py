@@ -194,6 +194,19 @@ def test_worker_names_are_unique_ignoring_case(workspace):
     assert (raised.value.status, raised.value.code) == (409, 20409)
 
 
+def test_a_64_character_name_is_accepted_however_long_it_folds(workspace):
+    """Twilio's limit is 64 characters of the name; its case-folded copy may be longer ('ß' folds to 'ss')."""
+    name = "Groß" + "e" * 60
+    assert workspace.workers.create(friendly_name=name).friendly_name == name
+    assert names(workspace.workers.list(friendly_name=name.upper())) == [name]
+
+
+def test_a_worker_may_be_renamed_to_a_64_character_name_however_long_it_folds(workspace):
+    worker = workspace.workers.create(friendly_name="agent")
+    name = "İlkay " + "x" * 58
+    assert workspace.workers(worker.sid).update(friendly_name=name).friendly_name == name
+
+
 def test_an_activity_that_is_not_in_the_workspace_is_a_bad_parameter(workspace):
     worker = workspace.workers.create(friendly_name="alice")
     with pytest.raises(TwilioRestException) as raised:
