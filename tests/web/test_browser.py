@@ -324,6 +324,7 @@ def test_accept_pressed_as_a_live_update_redraws_the_console_takes_the_call(serv
     """Each live notice rebuilt every button: a press whose mouse-up landed on Accept's replacement made no click,
     and the agent's Accept did nothing. The offer's buttons now stay while the offer does."""
     app = server[0]
+    app.config["LIVE_QUEUE_NOTICE_SECONDS"] = 0  # the other caller reaches the page at once
     tab = signed_in(browser, server, "alice")
     page = tab.page
     page.get_by_role("button", name="Available", exact=True).click()
