@@ -18,6 +18,7 @@ from callcenter.database import get_router
 from callcenter.routing import RoutingError, Tx
 from callcenter.routing.models import Activity, Reservation, Task, TaskQueueMember, Worker
 from callcenter.routing.workers import set_activity
+from callcenter.voice import flow
 
 from .directory import phone_of
 from .models import SmsMessage
@@ -123,16 +124,7 @@ def choosable_activities(center: ContactCenter, activities: dict[str, Activity])
 
 
 def end_wrap_up(tx: Tx, worker: Worker) -> int:
-    """The agent says they are ready: their calls in wrap-up are completed (as the console's Complete does)."""
-    from callcenter.routing.tasks import complete_task_in
-
-    wrapping = tx.session.scalars(
-        select(Task).join(Reservation, Reservation.task_sid == Task.sid)
-        .where(Reservation.worker_sid == worker.sid, Reservation.reservation_status == "wrapping",
-               Task.assignment_status == "wrapping")).all()
-    for task in wrapping:
-        complete_task_in(tx, task, "wrap-up ended by the agent's text")
-    return len(wrapping)
+    return flow.end_wrap_up(tx, worker, "wrap-up ended by the agent's text")
 
 
 def help_text(center: ContactCenter, activities: dict[str, Activity], apology: str = "", *, brief: bool = False) -> str:

@@ -624,6 +624,19 @@ def finish_wrap_up(tx, task_sid: str) -> None:
         set_activity(tx, worker, tx.activity(call.after_wrap_up_activity_sid))
 
 
+def end_wrap_up(tx, worker: Worker, reason: str) -> int:
+    """The agent says they are ready (an available activity, by text or on the console): their calls in wrap-up
+    are completed, as the console's Complete does; else they would stay Available and get no call until the
+    wrap-up time ran out. Returns how many."""
+    wrapping = tx.session.scalars(
+        select(Task).join(Reservation, Reservation.task_sid == Task.sid)
+        .where(Reservation.worker_sid == worker.sid, Reservation.reservation_status == "wrapping",
+               Task.assignment_status == "wrapping")).all()
+    for task in wrapping:
+        complete_task_in(tx, task, reason)
+    return len(wrapping)
+
+
 def finish_task_now(center: ContactCenter, task_sid: str) -> None:
     """The agent is done (agent console): complete the task, ending wrap-up early; an agent still in
     wrap-up, or still in the on-a-call activity, becomes available. Another activity they chose is kept."""

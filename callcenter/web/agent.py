@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from callcenter.contact_center import ContactCenter, current
 from callcenter.database import get_router
-from callcenter.routing import workers
 from callcenter.routing.errors import IllegalState, InvalidParameter, NotFound, ReservationNotPending
-from callcenter.routing.models import Reservation, Task
+from callcenter.routing.models import Reservation, Task, Worker
 from callcenter.routing.reservations import reject_reservation_in, update_reservation
+from callcenter.routing.workers import set_activity
 from callcenter.voice import flow
 from callcenter.voice.models import Call
 
@@ -61,10 +61,13 @@ def change_activity():
     activity = allowed.get(activity_sid)
     if activity is None:
         raise InvalidParameter(f"{activity_sid or 'An empty activity'} is not an activity you can choose")
-    # Going unavailable with an offer pending turns it down (as RejectPendingReservations does).
-    workers.update_worker(get_router(), center.workspace_sid, g.user.worker_sid, activity_sid=activity.sid,
-                          reject_pending_reservations=not activity.available)
-    return _done(f"You are now {activity.friendly_name}.")
+    with get_router().transaction(center.workspace_sid) as tx:
+        worker = tx.get(Worker, g.user.worker_sid, "Worker")
+        # Going unavailable with an offer pending turns it down (as RejectPendingReservations does).
+        set_activity(tx, worker, tx.activity(activity.sid), reject_pending=not activity.available)
+        # Ready for the next caller (as a text of ON says): a call in wrap-up is done, and its slot free.
+        ended = activity.available and flow.end_wrap_up(tx, worker, "wrap-up ended on the agent console")
+    return _done(f"You are now {activity.friendly_name}." + (" Wrap-up ended." if ended else ""))
 
 
 def _own_reservation(reservation_sid: str) -> tuple[Reservation, Task | None, Call | None]:

@@ -213,3 +213,21 @@ def test_an_agent_cannot_set_another_agents_activity_or_see_the_dashboard(scenar
 def test_a_supervisor_has_no_agent_console(supervisor):
     assert supervisor.get("/agent").status_code == 403
     assert supervisor.post("/agent/activity", {"activity_sid": "WA" + "0" * 32}).status_code == 403
+
+
+def test_choosing_available_during_wrap_up_ends_it_as_a_text_of_on_does(scenario, alice):
+    """The console said "You are now Available" and no call came until the wrap-up time ran out: the call in
+    wrap-up still held the agent's only slot."""
+    caller, state = offered_call(scenario, alice)
+    alice.post(f"/agent/reservations/{state['reservation']['reservation_sid']}/accept")
+    task_sid = scenario.call(caller).task_sid
+    alice.post(f"/agent/tasks/{task_sid}/wrap-up")
+    assert scenario.activity_of("Alice") == "Wrap-up"
+    waiting = scenario.dial(digits="1")
+
+    answer = alice.post("/agent/activity", {"activity_sid": activity_sid(scenario, "Available")}).get_json()
+
+    assert answer["message"] == "You are now Available. Wrap-up ended."
+    assert scenario.task(caller).assignment_status == "completed"
+    scenario.deliver()
+    assert [r.reservation_status for r in scenario.reservations(waiting)] == ["pending"]
