@@ -83,6 +83,8 @@ class VoiceSettings:
     voice: str = "alice"
     hold_music_url: str = ""
     queue_name: str = "callcenter"
+    # Callers the Twilio queue holds at once; Twilio's default is 100, and the next caller is refused (queue-full).
+    queue_max_size: int = 1000
     ring_seconds: int = 20
     agent_confirm: bool = True
     wrap_up_seconds: int = 30
@@ -377,6 +379,10 @@ def _voice(raw: dict[str, Any]) -> VoiceSettings:
                     raise SpecError(f"{where}: {number!r} is not a phone number")
                 supervisors.append(normalized)
             values[name] = tuple(supervisors)
+        elif name == "queue_max_size":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5000:
+                raise SpecError(f"{where}: {value!r} is not a number of callers from 1 to 5000 (Twilio's largest)")
+            values[name] = value
         elif name in _VOICE_SECONDS:
             smallest, largest = _VOICE_SECONDS[name]
             if isinstance(value, bool) or not isinstance(value, int) or not smallest <= value <= largest:

@@ -179,6 +179,18 @@ class Telephony:
             status_callback=status_callback, status_callback_method="POST"))
         return number.sid
 
+    def size_queue(self, friendly_name: str, max_size: int) -> str:
+        """Make the call queue `friendly_name` hold `max_size` callers (creating it if need be); returns its sid.
+        `<Enqueue>` creates a missing queue with Twilio's default size, and refuses callers past it."""
+        queues = self._do(f"find queue {friendly_name}", lambda: self.client.queues.list(limit=1000))
+        queue = next((queue for queue in queues if queue.friendly_name == friendly_name), None)
+        if queue is None:
+            return self._do(f"create queue {friendly_name}", lambda: self.client.queues.create(
+                friendly_name=friendly_name, max_size=max_size)).sid
+        if queue.max_size != max_size:
+            self._do(f"size queue {friendly_name}", lambda: queue.update(max_size=max_size))
+        return queue.sid
+
     # -- errors ---------------------------------------------------------------------------------------
     def _do(self, what: str, request):
         try:

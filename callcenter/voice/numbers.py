@@ -38,8 +38,11 @@ def configure_number_command(phone_number: str, base_url: str | None) -> None:
     if number is None:
         raise click.ClickException(f"{phone_number!r} is not a phone number")
     urls = webhook_urls(base_url)
+    voice = _voice_settings()
     try:
         sid = get_telephony().configure_number(number, **urls)
+        if voice is not None:  # callers wait in this queue: sized now, or <Enqueue> makes it Twilio's default size
+            get_telephony().size_queue(voice.queue_name, voice.queue_max_size)
     except TelephonyUnavailable as err:  # the command is safe to run again: it sets the same URLs
         raise click.ClickException(f"{err}; run the command again") from None
     except TelephonyError as err:
@@ -48,3 +51,17 @@ def configure_number_command(phone_number: str, base_url: str | None) -> None:
     click.echo(f"  calls to          {urls['voice_url']}")
     click.echo(f"  texts to          {urls['sms_url']}")
     click.echo(f"  call status to    {urls['status_callback']}")
+    if voice is not None:
+        click.echo(f"Callers wait in queue {voice.queue_name!r}, which holds {voice.queue_max_size} "
+                   "(voice.queue_max_size; the next caller goes to voicemail).")
+
+
+def _voice_settings():
+    """The contact center's voice settings, from its file (loaded or not: the queue is Twilio's)."""
+    from callcenter.contact_center import NotLoaded, SpecError, read_spec
+
+    try:
+        return read_spec(current_app.config.get("CONTACT_CENTER_FILE") or "contact-center.toml").voice
+    except (NotLoaded, SpecError, OSError) as err:
+        click.echo(f"Not sizing the callers' queue: {err}", err=True)
+        return None

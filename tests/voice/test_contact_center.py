@@ -123,6 +123,8 @@ def test_a_wrong_file_is_refused_with_where_and_what(tmp_path, edit, message):
     (("task_reservation_timeout = 30", 'task_reservation_timeout = "30"'),
      r"workflow\.task_reservation_timeout: '30' is not a number of seconds"),
     (("ring_seconds = 12", "ring_seconds = 0"), r"voice\.ring_seconds: 0 is not a number of seconds from 5"),
+    (("ring_seconds = 12", "ring_seconds = 12\nqueue_max_size = 6000"),
+     r"voice\.queue_max_size: 6000 is not a number of callers from 1 to 5000"),
     # a misspelt key would have been ignored: here, everyone would have been put in the queue
     (("target_workers = \"products HAS 'sales'\"", "target_worker = \"products HAS 'sales'\""),
      r"queues\[0\]\.target_worker: unknown setting"),
@@ -238,21 +240,49 @@ def test_cli_load_refuses_a_wrong_file_without_changing_anything(app, tmp_path):
     assert result.exit_code != 0 and "queues[0].target_workers" in result.output
 
 
-def test_configure_number_points_the_webhooks_at_the_public_url(app):
-    number_sid = "PN" + "7" * 32
+def _number_found(mock, number_sid: str) -> None:
+    mock.get(f"{TWILIO_API}/IncomingPhoneNumbers.json", json={
+        "incoming_phone_numbers": [{"sid": number_sid, "phone_number": "+15005550000"}],
+        "meta": {"page": 0, "page_size": 2, "next_page_uri": None, "key": "incoming_phone_numbers"}})
+    mock.post(f"{TWILIO_API}/IncomingPhoneNumbers/{number_sid}.json", json={"sid": number_sid})
+
+
+def _queues(mock, *queues: dict) -> None:
+    mock.get(f"{TWILIO_API}/Queues.json", json={
+        "queues": list(queues), "meta": {"page": 0, "page_size": 1000, "next_page_uri": None, "key": "queues"}})
+
+
+def test_configure_number_points_the_webhooks_at_the_public_url_and_sizes_the_callers_queue(app):
+    """<Enqueue> makes a missing queue of Twilio's default size (100): the 101st caller was refused (queue-full)."""
+    number_sid, queue_sid = "PN" + "7" * 32, "QU" + "7" * 32
     with responses.RequestsMock() as mock:
-        mock.get(f"{TWILIO_API}/IncomingPhoneNumbers.json", json={
-            "incoming_phone_numbers": [{"sid": number_sid, "phone_number": "+15005550000"}],
-            "meta": {"page": 0, "page_size": 2, "next_page_uri": None, "key": "incoming_phone_numbers"}})
-        mock.post(f"{TWILIO_API}/IncomingPhoneNumbers/{number_sid}.json", json={"sid": number_sid})
+        _number_found(mock, number_sid)
+        _queues(mock)
+        mock.post(f"{TWILIO_API}/Queues.json", json={"sid": queue_sid, "friendly_name": "test-callers", "max_size": 1000})
         result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "(500) 555-0000"])
         assert result.exit_code == 0, result.output
         assert "PhoneNumber=%2B15005550000" in mock.calls[0].request.url
         update = dict(parse_qsl(mock.calls[1].request.body))
+        created = dict(parse_qsl(mock.calls[3].request.body))
     assert update == {"VoiceUrl": f"{PUBLIC_BASE_URL}/voice/incoming", "VoiceMethod": "POST",
                       "SmsUrl": f"{PUBLIC_BASE_URL}/sms/incoming", "SmsMethod": "POST",
                       "StatusCallback": f"{PUBLIC_BASE_URL}/voice/status", "StatusCallbackMethod": "POST"}
+    assert created == {"FriendlyName": "test-callers", "MaxSize": "1000"}
     assert re.search(r"calls to\s+https://cc\.example\.com/voice/incoming", result.output)
+    assert "Callers wait in queue 'test-callers', which holds 1000" in result.output
+
+
+def test_configure_number_resizes_a_callers_queue_of_another_size_and_leaves_others_alone(app):
+    number_sid, queue_sid = "PN" + "7" * 32, "QU" + "7" * 32
+    with responses.RequestsMock() as mock:
+        _number_found(mock, number_sid)
+        _queues(mock, {"sid": "QU" + "1" * 32, "friendly_name": "other-app", "max_size": 100},
+                {"sid": queue_sid, "friendly_name": "test-callers", "max_size": 100})
+        mock.post(f"{TWILIO_API}/Queues/{queue_sid}.json", json={"sid": queue_sid, "max_size": 1000})
+        result = app.test_cli_runner().invoke(args=["twilio", "configure-number", "+15005550000"])
+        assert result.exit_code == 0, result.output
+        assert dict(parse_qsl(mock.calls[-1].request.body)) == {"MaxSize": "1000"}
+        assert len(mock.calls) == 4
 
 
 def test_configure_number_says_when_the_number_is_not_in_the_account(app):
