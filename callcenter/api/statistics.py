@@ -21,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from callcenter.database import get_router
 from callcenter.routing import statistics as engine
-from callcenter.routing.errors import InvalidParameter
+from callcenter.routing.errors import InvalidParameter, NotFound
 from callcenter.routing.models import TaskQueue, TaskQueueMember, Worker
 
 from . import bp
@@ -120,8 +120,15 @@ def list_task_queues_statistics(workspace_sid):
                         order=[(TaskQueue.date_created, False), (TaskQueue.sid, False)], represent=lambda row: row.sid,
                         filters={key: param(key) for key in ("FriendlyName", "Minutes", "StartDate", "EndDate",
                                                                 "TaskChannel", "SplitByWaitTime")})
-    # Each queue's numbers come from the engine's own reads, after the page's session is closed.
-    page["task_queues_statistics"] = [_queue_statistics(workspace_sid, sid) for sid in page["task_queues_statistics"]]
+    # Each queue's numbers come from the engine's own reads, after the page's session is closed; a queue deleted
+    # meanwhile is left out of the page (it made the whole list a 404).
+    statistics = []
+    for sid in page["task_queues_statistics"]:
+        try:
+            statistics.append(_queue_statistics(workspace_sid, sid))
+        except NotFound:
+            continue
+    page["task_queues_statistics"] = statistics
     return ok(page)
 
 

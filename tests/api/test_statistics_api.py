@@ -208,6 +208,22 @@ def test_task_queues_statistics_list_every_queue(history):
     assert listed[history.sales].workspace_sid == history.ws_sid
 
 
+def test_a_queue_deleted_while_the_statistics_list_is_read_is_left_out(history, monkeypatch):
+    """The page's queues are read first, then each queue's numbers: one deleted in between made the list a 404."""
+    from callcenter.api import statistics as api_statistics
+
+    listed = api_statistics.paginate
+
+    def then_deleted(*args, **kwargs):
+        page = listed(*args, **kwargs)
+        history.ws.task_queues(history.sales).delete()  # another client, at that moment
+        return page
+
+    monkeypatch.setattr(api_statistics, "paginate", then_deleted)
+    entries = history.ws.task_queues.statistics.list(minutes=60)
+    assert [entry.task_queue_sid for entry in entries] == [history.support]
+
+
 def test_task_queues_statistics_filter_by_friendly_name(history):
     listed = history.ws.task_queues.statistics.list(friendly_name="Sales")
     assert [entry.task_queue_sid for entry in listed] == [history.sales]
