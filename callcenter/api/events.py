@@ -51,7 +51,9 @@ def list_events(workspace_sid):
                                               TaskChannel.unique_name == channel))
             query = query.where(Event.task_channel_sid == channel_sid) if channel_sid else query.where(false())
         filters = {name: request.args.get(name) for name in SID_FILTERS}
-        filters.update({"Minutes": minutes, "StartDate": start, "EndDate": end, "TaskChannel": channel})
+        # The pages' URLs carry the window as dates: one that ends "now" (Minutes, or no EndDate) would move on
+        # with every page, and a stream on a busy workspace would keep finding newer events, never ending.
+        filters.update({"StartDate": _iso(window.start), "EndDate": _iso(window.end), "TaskChannel": channel})
         return ok(paginate(session, query, key="events", path=f"/Workspaces/{workspace_sid}/Events",
                            order=[(Event.id, False)], represent=rep.event, filters=filters))
 
@@ -64,3 +66,8 @@ def fetch_event(workspace_sid, event_sid):
         if row is None or row.workspace_sid != workspace_sid:
             raise not_found(f"/Workspaces/{workspace_sid}/Events/{event_sid}")
         return ok(rep.event(row))
+
+
+def _iso(moment) -> str:
+    """A window's bound, to the microsecond (events are dated to it), in UTC."""
+    return moment.isoformat(timespec="microseconds") + "Z"

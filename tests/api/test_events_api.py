@@ -254,6 +254,23 @@ def test_events_page_in_order_with_stable_tokens(assigned):
     assert len(streamed) == len(set(streamed))
 
 
+def test_a_stream_of_events_keeps_the_window_of_its_first_page(assigned, clock):
+    """Without dates, each page worked out "the last 15 minutes" anew: a stream on a busy workspace kept finding
+    newer events (and never ended), and lost the oldest of its window as the minutes passed."""
+    everything = [event.sid for event in assigned.ws.events.list()]
+    first = assigned.ws.events.page(page_size=3)
+    assert "StartDate=" in first.next_page_url and "EndDate=" in first.next_page_url
+
+    clock.advance(600)  # ten minutes on, and more events
+    assigned.task()
+    rest, page = [], first.next_page()
+    while page is not None:
+        rest.extend(event.sid for event in page)
+        page = page.next_page()
+
+    assert [event.sid for event in first] + rest == everything
+
+
 def test_reading_one_resources_events_never_scans_the_events_table(assigned, router):
     """The Events list filtered by a sid, and cumulative statistics, search the events' (partial) indexes:
     SQLite's plan of every statement they send that reads events says SEARCH, never SCAN."""
