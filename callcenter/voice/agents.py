@@ -111,9 +111,16 @@ def agent_confirm(center: ContactCenter):
     if reservation is None or reservation.reservation_status != "pending":
         # Taken on the console by a caller who then left, or ended meanwhile: nothing to take or pass on.
         return xml(twiml.goodbye("Sorry, this caller is no longer waiting. Goodbye.", speech(center)))
-    if form("Digits") == "1":
+    digits = form("Digits")
+    if digits == "1":
         return _connect(center, reservation_sid)
-    flow.decline(center, reservation_sid, "declined" if form("Digits") else "no key pressed")
+    if digits and digits != "2" and request.args.get("attempt") != "1":
+        # A slip of the finger: asked once more rather than taken offline for it.
+        _, task, _ = flow.reservation_state(reservation_sid)
+        return xml(twiml.agent_confirm(
+            whisper="Sorry, that key does nothing here. " + _whisper(task),
+            action=public_url("voice.agent_confirm", reservation=reservation_sid, attempt="1"), speech=speech(center)))
+    flow.decline(center, reservation_sid, "declined" if digits else "no key pressed")
     return xml(twiml.goodbye("The call goes to another agent. You are now offline; text ON to come back.",
                              speech(center)))
 

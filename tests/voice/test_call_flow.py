@@ -106,6 +106,33 @@ def test_agent_who_declines_passes_the_call_on(scenario):
     assert not scenario.rest.sent("POST", f"Queues/{QUEUE_SID}/Members/.*")
 
 
+def test_a_wrong_key_asks_again_once_before_the_call_is_passed_on(scenario):
+    """A slip of the finger took the agent offline with a text: now the prompt is repeated, once."""
+    caller, reservation = ring_alice(scenario)
+    leg = scenario.agent_leg(reservation.sid)
+
+    again = answer(scenario, reservation.sid, digits="3")
+
+    assert again.find("Gather/Say").text.startswith("Sorry, that key does nothing here. Call from")
+    action = again.find("Gather").get("action")
+    assert action.endswith("attempt=1") and scenario.reservations(caller)[0].reservation_status == "pending"
+    path = action.removeprefix(PUBLIC_BASE_URL)
+    taken = twiml(scenario.post(path, CallSid=leg.call_sid, Digits="1"))
+    assert taken.find("Dial/Conference") is not None and scenario.activity_of("Alice") == "On a call"
+
+
+def test_a_second_wrong_key_passes_the_call_on(scenario):
+    caller, reservation = ring_alice(scenario)
+    leg = scenario.agent_leg(reservation.sid)
+    again = answer(scenario, reservation.sid, digits="7")
+    path = again.find("Gather").get("action").removeprefix(PUBLIC_BASE_URL)
+
+    goodbye = twiml(scenario.post(path, CallSid=leg.call_sid, Digits="7"))
+
+    assert goodbye.find("Hangup") is not None
+    assert scenario.reservations(caller)[0].reservation_status == "rejected"
+
+
 def test_voicemail_box_answering_does_not_take_the_call(scenario):
     caller, reservation = ring_alice(scenario)
     answer(scenario, reservation.sid, digits=None)  # nobody pressed a key
