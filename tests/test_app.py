@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 
@@ -411,3 +412,30 @@ def test_a_start_without_credentials_makes_an_api_account_even_after_demo_mode(s
 def test_an_api_key_for_an_unknown_account_is_refused_in_one_line(app):
     result = app.test_cli_runner().invoke(args=["api-key", "create", "--account", "AC" + "9" * 32])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
+
+
+def test_api_keys_are_listed_and_revoked_from_the_command_line(app):
+    from callcenter.routing import accounts
+
+    router = app.extensions["router"]
+    account = accounts.create_account(router, sid="AC" + "5" * 32, auth_token="token")
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["api-key", "create", "--account", account.sid, "--name", "CRM sync"])
+    key_sid, secret = re.findall(r"API key sid: (SK\w+)\nSecret:\s+(\S+)", made.output)[0]
+    client = app.test_client()
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{key_sid}:{secret}".encode()).decode()}
+    assert client.get("/v1/Workspaces", headers=basic).status_code == 200
+
+    listed = runner.invoke(args=["api-key", "list", "--account", account.sid])
+    assert listed.exit_code == 0 and key_sid in listed.output and "CRM sync" in listed.output
+    assert secret not in listed.output
+    revoked = runner.invoke(args=["api-key", "revoke", key_sid])
+    assert revoked.exit_code == 0 and f"Revoked {key_sid} (CRM sync)" in revoked.output
+
+    app.extensions["credentials"].clear()  # what other processes do within 30 s
+    assert client.get("/v1/Workspaces", headers=basic).status_code == 401
+    assert "No API keys for account" in runner.invoke(args=["api-key", "list", "--account", account.sid]).output
+    again = runner.invoke(args=["api-key", "revoke", key_sid])
+    assert again.exit_code == 1 and f"API key {key_sid} not found" in again.output
+    long_name = runner.invoke(args=["api-key", "create", "--account", account.sid, "--name", "n" * 65])
+    assert long_name.exit_code == 1 and "FriendlyName must be at most 64" in long_name.output

@@ -131,3 +131,25 @@ def create_api_key_command(account_sid: str, friendly_name: str) -> None:
     except RoutingError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"API key sid: {credentials.sid}\nSecret:      {credentials.secret}\n(the secret is not shown again)")
+
+
+@api_key_cli.command("list")
+@click.option("--account", "account_sid", default=None, help="Only this account's keys (AC...).")
+def list_api_keys_command(account_sid: str | None) -> None:
+    """List API keys: sid, account, name, when made (their secrets are not kept)."""
+    keys = accounts.list_api_keys(get_router(), account_sid)
+    if not keys:
+        click.echo("No API keys" + (f" for account {account_sid}." if account_sid else "."))
+    for key in keys:
+        click.echo(f"{key.sid}  {key.account_sid}  {key.date_created:%Y-%m-%d %H:%M} UTC  {key.friendly_name}")
+
+
+@api_key_cli.command("revoke")
+@click.argument("key_sid")
+def revoke_api_key_command(key_sid: str) -> None:
+    """Delete an API key: requests signed with it are refused (within 30 s in every process)."""
+    try:
+        key = accounts.revoke_api_key(get_router(), key_sid)
+    except RoutingError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Revoked {key.sid} ({key.friendly_name}) of account {key.account_sid}.")

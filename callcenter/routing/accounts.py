@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from . import validation
 from .errors import InvalidParameter, NotFound
 from .models import Account, ApiKey
 from .router import Router
@@ -64,6 +65,7 @@ def has_accounts(router: Router, *, besides: tuple[str, ...] = ()) -> bool:
 
 def create_api_key(router: Router, account_sid: str, friendly_name: str = "API key") -> Credentials:
     """Create an API key for an account; the secret is shown once and only its hash is kept."""
+    validation.friendly_name(friendly_name)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
     with router.transaction(None) as tx:
@@ -73,6 +75,26 @@ def create_api_key(router: Router, account_sid: str, friendly_name: str = "API k
                      secret_hash=_hash_secret(salt, secret), date_created=tx.now)
         tx.session.add(key)
     return Credentials(key.sid, secret)
+
+
+def list_api_keys(router: Router, account_sid: str | None = None) -> list[ApiKey]:
+    """The API keys (all, or one account's), oldest first; their secrets are not kept, so not shown."""
+    with router.read() as session:
+        query = select(ApiKey).order_by(ApiKey.date_created, ApiKey.sid)
+        if account_sid is not None:
+            query = query.where(ApiKey.account_sid == account_sid)
+        return list(session.scalars(query))
+
+
+def revoke_api_key(router: Router, key_sid: str) -> ApiKey:
+    """Delete an API key: it authenticates no new request (a process that verified it keeps it for up to the
+    CredentialCache's 30 s)."""
+    with router.transaction(None) as tx:
+        key = tx.session.get(ApiKey, key_sid)
+        if key is None:
+            raise NotFound(f"API key {key_sid} not found")
+        tx.session.delete(key)
+        return key
 
 
 class CredentialCache:
