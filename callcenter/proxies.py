@@ -4,7 +4,8 @@ Behind a proxy, `X-Forwarded-Proto`/`Host`/`Port` give the public URL that Twili
 `url` fields use, and `X-Forwarded-For` the client's address that sign-in limits count by. Sent by a client that
 reaches the app directly, the same headers would let it pick the address it is counted under. So, as gunicorn's
 `forwarded_allow_ips` does, they are applied only to requests whose peer is in `FORWARDED_ALLOW_IPS` (by default
-this machine: ngrok's agent and a proxy on the same host), and stripped from the others.
+this machine: ngrok's agent and a proxy on the same host), and stripped from the others. A peer on a unix socket
+(gunicorn `-b unix:...`, which sets no address) is a proxy on this machine: believed, as gunicorn believes it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class TrustedProxyFix:
         self.allowed = None if allowed is None else tuple(allowed)
 
     def trusts(self, peer: str | None) -> bool:
-        if self.allowed is None:
+        if self.allowed is None or not peer:  # every peer, or one on a unix socket (no address)
             return True
         try:
             address = ipaddress.ip_address((peer or "").split("%", 1)[0])

@@ -112,6 +112,7 @@ def list_task_queues_statistics(workspace_sid):
     engine.wait_thresholds(param("SplitByWaitTime"))
     with get_router().read() as session:
         workspace_of_account(session, workspace_sid)
+        engine.task_channel_sid(session, workspace_sid, param("TaskChannel"))  # an unknown one is a 404, once
         query = select(TaskQueue).where(TaskQueue.workspace_sid == workspace_sid)
         if name:
             query = query.where(TaskQueue.friendly_name == name)
@@ -126,8 +127,9 @@ def list_task_queues_statistics(workspace_sid):
     for sid in page["task_queues_statistics"]:
         try:
             statistics.append(_queue_statistics(workspace_sid, sid))
-        except NotFound:
-            continue
+        except NotFound as err:
+            if sid not in err.message:  # the workspace or the channel went: not this queue's absence alone
+                raise
     page["task_queues_statistics"] = statistics
     return ok(page)
 

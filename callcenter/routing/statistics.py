@@ -157,7 +157,7 @@ def workspace_real_time(router: Router, ws: str, task_channel: str | None = None
     """Tasks by status and priority, the longest waiting task, and workers by activity, right now."""
     with router.read() as session:
         _workspace(session, ws)
-        channel_sid = _task_channel_sid(session, ws, task_channel)
+        channel_sid = task_channel_sid(session, ws, task_channel)
         now = router.clock.now()
         tasks = [Task.workspace_sid == ws, *_task_channel_filter(channel_sid)]
         activity_statistics, _ = _activity_statistics(session, ws, _workers_in_activities(ws, channel_sid))
@@ -174,7 +174,7 @@ def task_queue_real_time(router: Router, ws: str, queue_sid: str, task_channel: 
     with router.read() as session:
         _workspace(session, ws)
         _resource(session, TaskQueue, ws, queue_sid, "TaskQueue")
-        channel_sid = _task_channel_sid(session, ws, task_channel)
+        channel_sid = task_channel_sid(session, ws, task_channel)
         now = router.clock.now()
         tasks = [Task.task_queue_sid == queue_sid, Task.workspace_sid == ws, *_task_channel_filter(channel_sid)]
         # "Relative" ages count from when the task entered this queue, not from its creation.
@@ -206,7 +206,7 @@ def workflow_real_time(router: Router, ws: str, workflow_sid: str, task_channel:
     with router.read() as session:
         _workspace(session, ws)
         _resource(session, Workflow, ws, workflow_sid, "Workflow")
-        channel_sid = _task_channel_sid(session, ws, task_channel)
+        channel_sid = task_channel_sid(session, ws, task_channel)
         tasks = [Task.workflow_sid == workflow_sid, *_task_channel_filter(channel_sid)]
         return {"workspace_sid": ws, "workflow_sid": workflow_sid,
                 **_task_statistics(session, tasks, router.clock.now())}
@@ -220,7 +220,7 @@ def workers_real_time(router: Router, ws: str, task_channel: str | None = None, 
     """
     with router.read() as session:
         _workspace(session, ws)
-        channel_sid = _task_channel_sid(session, ws, task_channel)
+        channel_sid = task_channel_sid(session, ws, task_channel)
         workers = _workers_in_activities(ws, channel_sid).where(*_only_workers(Worker.sid, worker_sids))
         activity_statistics, _ = _activity_statistics(session, ws, workers)
         return {"workspace_sid": ws, "activity_statistics": activity_statistics,
@@ -312,7 +312,7 @@ def workspace_cumulative(router: Router, ws: str, *, minutes: int | str | None =
     thresholds = wait_thresholds(split_by_wait_time)
     with router.read() as session:
         _workspace(session, ws)
-        scope = [Event.workspace_sid == ws, *_event_channel_filter(_task_channel_sid(session, ws, task_channel))]
+        scope = [Event.workspace_sid == ws, *_event_channel_filter(task_channel_sid(session, ws, task_channel))]
         counts = _event_counts(session, scope, window)
         return {
             "workspace_sid": ws,
@@ -335,7 +335,7 @@ def task_queue_cumulative(router: Router, ws: str, queue_sid: str, *, minutes: i
     with router.read() as session:
         _workspace(session, ws)
         _resource(session, TaskQueue, ws, queue_sid, "TaskQueue")
-        channel = _event_channel_filter(_task_channel_sid(session, ws, task_channel))
+        channel = _event_channel_filter(task_channel_sid(session, ws, task_channel))
         scope = [Event.task_queue_sid == queue_sid, *channel]
         counts = _event_counts(session, scope, window)
         # task-queue.moved names the queue the task went to; the one it left is `previous_task_queue_sid`.
@@ -367,7 +367,7 @@ def workflow_cumulative(router: Router, ws: str, workflow_sid: str, *, minutes: 
         _workspace(session, ws)
         _resource(session, Workflow, ws, workflow_sid, "Workflow")
         scope = [Event.workflow_sid == workflow_sid,
-                 *_event_channel_filter(_task_channel_sid(session, ws, task_channel))]
+                 *_event_channel_filter(task_channel_sid(session, ws, task_channel))]
         counts = _event_counts(session, scope, window)
         return {
             "workspace_sid": ws,
@@ -393,7 +393,7 @@ def workers_cumulative(router: Router, ws: str, *, minutes: int | str | None = N
     window = window_of(now, minutes=minutes, start_date=start_date, end_date=end_date)
     with router.read() as session:
         _workspace(session, ws)
-        scope = [Event.workspace_sid == ws, *_event_channel_filter(_task_channel_sid(session, ws, task_channel)),
+        scope = [Event.workspace_sid == ws, *_event_channel_filter(task_channel_sid(session, ws, task_channel)),
                  *_only_workers(Event.worker_sid, worker_sids)]
         return {
             "workspace_sid": ws,
@@ -413,7 +413,7 @@ def worker_cumulative(router: Router, ws: str, worker_sid: str, *, minutes: int 
         _workspace(session, ws)
         _resource(session, Worker, ws, worker_sid, "Worker")
         scope = [Event.worker_sid == worker_sid,
-                 *_event_channel_filter(_task_channel_sid(session, ws, task_channel))]
+                 *_event_channel_filter(task_channel_sid(session, ws, task_channel))]
         cumulative = {
             **_window_fields(window),
             **_reservation_counts(_event_counts(session, scope, window, tuple(RESERVATION_EVENTS.values()))),
@@ -634,7 +634,7 @@ def _resource(session: Session, model: type, ws: str, sid: str, name: str) -> An
     return row
 
 
-def _task_channel_sid(session: Session, ws: str, task_channel: str | None) -> str | None:
+def task_channel_sid(session: Session, ws: str, task_channel: str | None) -> str | None:
     """The sid of a TaskChannel given by sid or unique name (`voice`); None when not filtering."""
     if task_channel is None:
         return None

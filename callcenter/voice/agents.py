@@ -115,7 +115,8 @@ def agent_confirm(center: ContactCenter):
     if digits == "1":
         return _connect(center, reservation_sid)
     if digits and digits != "2" and request.args.get("attempt") != "1":
-        # A slip of the finger: asked once more rather than taken offline for it.
+        # A slip of the finger: asked once more rather than taken offline for it, with the time to answer.
+        flow.prompt_again(center, reservation_sid)
         _, task, _ = flow.reservation_state(reservation_sid)
         return xml(twiml.agent_confirm(
             whisper="Sorry, that key does nothing here. " + _whisper(task),

@@ -19,7 +19,7 @@ from callcenter.database import get_router
 from callcenter.phones import caller_shown, is_phone_number, phone_of
 from callcenter.routing.errors import RoutingError
 from callcenter.routing.explain import ahead_in_queue
-from callcenter.routing.models import Reservation, Task, TaskQueue, Timer, Worker, Workspace
+from callcenter.routing.models import Activity, Reservation, Task, TaskQueue, Timer, Worker, Workspace
 from callcenter.routing.reservations import accept_reservation_in, active_reservation, reject_reservation_in
 from callcenter.routing.tasks import DEFAULT_TTL, cancel_task_in, complete_task_in, create_task_in, wrap_task_in
 from callcenter.routing.timers import register_timer
@@ -38,7 +38,9 @@ CALLER_MOVED = ("bridged", "joined")
 LIVE_LEG = ("ringing", "answered", *CALLER_MOVED)
 WRAP_UP_TIMER = "voice_wrap_up"
 RELEASE_TIMER = "voice_release_agent"
-RELEASE_AFTER = timedelta(seconds=30)  # a goodbye takes seconds; Twilio's "completed" comes right after
+# A goodbye takes seconds and Twilio's "completed" comes right after; a phone taken on the console mid-prompt
+# hears the prompt and its 8 s wait out first (under 40 s).
+RELEASE_AFTER = timedelta(seconds=60)
 # An answered offer's timeout: the prompt (under 20 s), its 8 s wait for a key, and room for the webhooks.
 RESERVATION_AFTER_ANSWER = timedelta(seconds=60)
 
@@ -185,12 +187,16 @@ def release_agent_in(tx, reservation_sid: str) -> bool:
     leg.status, leg.date_updated = "ended", tx.now
     reservation = tx.session.get(Reservation, reservation_sid)
     worker = tx.session.get(Worker, leg.worker_sid)
-    back = reservation.worker_previous_activity_sid if reservation is not None else None
-    if worker is None or back is None or worker.date_status_changed > held_since or worker.activity_sid == back:
+    if worker is None or worker.date_status_changed > held_since or tx.activity(worker.activity_sid).available:
         return True
-    activity = tx.activity(back)
-    if activity.available and not tx.activity(worker.activity_sid).available:
-        set_activity(tx, worker, activity)
+    back = reservation.worker_previous_activity_sid if reservation is not None else None
+    if back is None or not tx.activity(back).available:
+        # The reservation went with its task (deleted meanwhile): the workspace's first available activity.
+        back = tx.session.scalar(select(Activity.sid).where(Activity.workspace_sid == worker.workspace_sid,
+                                                            Activity.available.is_(True))
+                                 .order_by(Activity.date_created, Activity.sid).limit(1))
+    if back is not None:
+        set_activity(tx, worker, tx.activity(back))
     return True
 
 
@@ -462,10 +468,23 @@ def agent_answered(center: ContactCenter, reservation_sid: str) -> None:
         leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
         if leg is not None and leg.status == "ringing":
             leg.status, leg.date_updated = "answered", tx.now
-            due = tx.session.scalar(select(Timer.due_at).where(Timer.kind == "reservation_timeout",
-                                                                Timer.subject_sid == reservation_sid))
-            if due is not None and due < tx.now + RESERVATION_AFTER_ANSWER:
-                tx.schedule("reservation_timeout", reservation_sid, tx.now + RESERVATION_AFTER_ANSWER)
+            _time_to_decide(tx, reservation_sid)
+
+
+def prompt_again(center: ContactCenter, reservation_sid: str) -> None:
+    """The agent hears the prompt once more (a wrong key): the offer stands as long again."""
+    with get_router().transaction(center.workspace_sid) as tx:
+        reservation = tx.session.get(Reservation, reservation_sid)
+        if reservation is not None and reservation.reservation_status == "pending":
+            _time_to_decide(tx, reservation_sid)
+
+
+def _time_to_decide(tx, reservation_sid: str) -> None:
+    """The offer's timeout, at least RESERVATION_AFTER_ANSWER from now (never brought forward)."""
+    due = tx.session.scalar(select(Timer.due_at).where(Timer.kind == "reservation_timeout",
+                                                        Timer.subject_sid == reservation_sid))
+    if due is not None and due < tx.now + RESERVATION_AFTER_ANSWER:
+        tx.schedule("reservation_timeout", reservation_sid, tx.now + RESERVATION_AFTER_ANSWER)
 
 
 def accept(center: ContactCenter, reservation_sid: str) -> Call | None:

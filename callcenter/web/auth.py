@@ -143,10 +143,12 @@ class FailedSignIns:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _keys(username: str, address: str) -> tuple[str, str]:
+    def _keys(username: str, address: str) -> tuple[str, ...]:
         # No username is longer than USERNAME_MAX: a longer one is counted as its first 65 (still no user's),
-        # so each key stays small whatever a form carries.
-        return f"u:{username[:USERNAME_MAX + 1]}", f"a:{address}"
+        # so each key stays small whatever a form carries. No address (a unix socket with no proxy header)
+        # is nobody's: counted under one key, ten failures by anyone would lock everyone out.
+        user = f"u:{username[:USERNAME_MAX + 1]}"
+        return (user, f"a:{address}") if address else (user,)
 
     def _recent(self, key: str, now: float) -> list[float]:
         times = [t for t in self._failures.get(key, []) if now - t < self.window]

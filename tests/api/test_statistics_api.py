@@ -224,6 +224,12 @@ def test_a_queue_deleted_while_the_statistics_list_is_read_is_left_out(history, 
     assert [entry.task_queue_sid for entry in entries] == [history.support]
 
 
+def test_task_queues_statistics_of_an_unknown_task_channel_are_not_found(history):
+    """Each queue's numbers checked the channel, and the deleted-queue skip took its 404 for a queue's: 200, []."""
+    status, code, message = list_error(lambda: history.ws.task_queues.statistics.list(task_channel="fax"))
+    assert (status, code) == (404, 20404) and "TaskChannel fax" in message
+
+
 def test_task_queues_statistics_filter_by_friendly_name(history):
     listed = history.ws.task_queues.statistics.list(friendly_name="Sales")
     assert [entry.task_queue_sid for entry in listed] == [history.sales]

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from callcenter.routing.tasks import delete_task
 from callcenter.voice.models import Call
 from tests.support import PUBLIC_BASE_URL
 
@@ -312,13 +313,45 @@ def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_hang_up_is_never_h
     scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
     answer(scenario, reservation.sid)
 
-    scenario.advance(29)
+    scenario.advance(59)
     assert scenario.activity_of("Alice") == "On a call"
     scenario.advance(2)
     assert scenario.activity_of("Alice") == "Available"
     leg = scenario.agent_leg(reservation.sid)  # a late status callback changes nothing more
     scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
     assert scenario.activity_of("Alice") == "Available" and leg.status == "ended"
+
+
+def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_task_was_deleted_meanwhile(scenario):
+    """The release read the activity to go back to off the reservation, which goes with its task: the agent
+    stayed "On a call" for good."""
+    caller, reservation = ring_alice(scenario)
+    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
+    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
+    answer(scenario, reservation.sid)
+    delete_task(scenario.router, scenario.center.workspace_sid, reservation.task_sid)
+
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+
+    assert scenario.activity_of("Alice") == "Available"
+
+
+def test_a_wrong_key_and_the_prompt_again_leave_the_agent_the_time_to_press_1(scenario):
+    caller, reservation = ring_alice(scenario)
+    leg = scenario.agent_leg(reservation.sid)
+    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
+                        CallStatus="in-progress"))
+    scenario.advance(27)
+    again = twiml(scenario.post(f"/voice/agent/confirm?reservation={reservation.sid}", CallSid=leg.call_sid,
+                                Digits="3"))
+    scenario.advance(34)  # 61 s after the answer: the prompt again, and the agent thinks
+
+    taken = twiml(scenario.post(again.find("Gather").get("action").removeprefix(PUBLIC_BASE_URL),
+                                CallSid=leg.call_sid, Digits="1"))
+
+    assert taken.find("Dial/Conference") is not None and scenario.activity_of("Alice") == "On a call"
+    assert scenario.call(caller).outcome == "answered"
 
 
 def test_an_agent_who_takes_a_break_during_the_goodbye_keeps_it(scenario):

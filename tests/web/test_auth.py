@@ -230,6 +230,21 @@ def test_behind_a_proxy_on_this_machine_failures_count_under_the_forwarded_clien
     assert other.status_code == 302
 
 
+def test_a_proxy_on_a_unix_socket_is_believed_and_no_address_locks_nobody_else_out(browser):
+    """gunicorn -b unix:/run/cc.sock behind nginx: the peer has no address. Its headers were dropped, and every
+    failure counted under the one empty address: ten wrong passwords by anyone made every sign-in a 429."""
+    browser.client.environ_base["REMOTE_ADDR"] = ""
+    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: "198.51.100.7") == [401] * 10 + [429]
+    other = browser.client.post("/login", headers={"X-Forwarded-For": "198.51.100.8"}, data={
+        "username": "bob", "password": PASSWORD, "csrf_token": browser.page_token("/login")})
+    assert other.status_code == 302
+
+    # With no proxy header either, the failures count per name only.
+    direct = Browser(browser.app)
+    direct.client.environ_base["REMOTE_ADDR"] = ""
+    assert _fail_sign_ins(direct, 12, username=lambda i: f"nobody{i}") == [401] * 12
+
+
 def test_a_trusted_proxy_elsewhere_is_named_in_forwarded_allow_ips(app):
     browser = Browser(app)
     browser.client.environ_base["REMOTE_ADDR"] = "10.0.3.4"  # a load balancer on another host

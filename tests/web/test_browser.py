@@ -382,6 +382,9 @@ def test_the_agent_is_told_when_someone_else_changes_their_activity(server, brow
     expect(page.locator("#message")).to_have_text(
         "You are now Offline: no calls come to you until you choose an available activity.")
     assert page.locator("#message").get_attribute("role") == "status"
+    # The call flow's own activities end by themselves: said, without advice to choose another.
+    workers.update_worker(get_router(app), center.workspace_sid, alice, activity_sid=center.activity_for("busy"))
+    expect(page.locator("#message")).to_have_text("You are now On a call.")
 
 
 def test_an_offer_is_announced_once_and_its_countdown_is_not_read_out_every_second(server, browser):

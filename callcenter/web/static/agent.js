@@ -27,11 +27,14 @@
     if (!state.worker) { window.location.reload(); return; }
     const worker = state.worker;
     const name = document.getElementById("activity-name");
-    if (worker.activity !== activityShown && !state.message) {
+    if (worker.activity !== activityShown && !state.message && !CC.busy()) {
       // Changed by someone else (a missed call, a supervisor, the call flow): the agent must hear of it, and a
-      // screen reader's user sees no colour change. Their own changes say so in their answer's message.
-      CC.showMessage("You are now " + worker.activity + (worker.available ? "." : ": no calls come to you until " +
-        "you choose an available activity."), false);
+      // screen reader's user sees no colour change. Their own changes say so in their answer's message (one
+      // seen first through the live stream, while the post is on its way, waits for that message).
+      // The call flow's own activities (on a call, wrap-up) end by themselves: no advice for those.
+      const choosable = state.activities.some(function (activity) { return activity.name === worker.activity; });
+      CC.showMessage("You are now " + worker.activity + (worker.available || !choosable ? "." :
+        ": no calls come to you until you choose an available activity."), false);
     }
     activityShown = worker.activity;
     name.textContent = worker.activity;

@@ -86,6 +86,10 @@
     });
   }
 
+  // Posts in flight, and posts answered so far: a snapshot fetched meanwhile may be older than a post's answer.
+  let posting = 0, answered = 0;
+  function busy() { return posting > 0; }
+
   // Forms inside `root` go through fetch; `render` gets the snapshot each answers with.
   function interceptForms(root, render) {
     render = keepingFocus(render);
@@ -105,13 +109,17 @@
         delete form.dataset.busy;
         buttons.forEach(function (b) { b.removeAttribute("aria-disabled"); });
       };
+      posting += 1;
       try {
         const state = await post(form);
         done();
+        answered += 1;
         if (state) { render(state); showMessage(state.message, false); }
       } catch (err) {
         done();
         showMessage(err.message, true);
+      } finally {
+        posting -= 1;
       }
     });
   }
@@ -134,10 +142,14 @@
       try {
         do {
           again = false;
+          const before = answered;
           const response = await fetch(stateUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
           if (response.status === 401) { window.location.reload(); return; }
           if (!response.ok) throw new Error("The server answered " + response.status);
-          render(await response.json());
+          const state = await response.json();
+          // A post answered meanwhile drew a newer state: this one may be from before it. Fetch again.
+          if (answered !== before) { again = true; continue; }
+          render(state);
         } while (again);
         if (stale) { stale = false; retryDelay = 1000; setStatus(source && source.readyState === EventSource.OPEN ? "Live" : "Reconnecting…"); }
       } catch (err) {
@@ -208,5 +220,5 @@
     return el("form", { method: "post", action: action, className: "action", "data-confirm": confirm || null }, inputs);
   }
 
-  window.CallCenter = { post, interceptForms, follow, duration, el, actionForm, showMessage, csrf };
+  window.CallCenter = { post, interceptForms, follow, duration, el, actionForm, showMessage, busy, csrf };
 })();
