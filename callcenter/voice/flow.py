@@ -147,20 +147,23 @@ def _finish_unconnected(tx, center: ContactCenter, task: Task, reason: str, *,
     hangs up."""
     reservation = active_reservation(tx, task)
     complete_task_in(tx, task, reason)
-    if agent_on_the_line is not None and _hold_until_hung_up(tx, agent_on_the_line):
+    if agent_on_the_line is not None and _hold_until_hung_up(tx, center, agent_on_the_line):
         return
     worker = tx.session.get(Worker, reservation.worker_sid) if reservation is not None else None
     if worker is not None and worker.activity_sid == center.role_sids.get("busy", worker.activity_sid):
         set_activity(tx, worker, tx.activity(center.activity_for("available")))
 
 
-def _hold_until_hung_up(tx, reservation_sid: str) -> bool:
-    """The agent's phone, still connected, hears a goodbye: they stay in the activity they are in (on a call)
-    until it hangs up (`release_agent`), or for RELEASE_AFTER at most should that news be lost. Made available
-    now, they would be rung for the next caller on a line still in use: busy, then taken offline for it.
-    False when their call is no longer up."""
+def _hold_until_hung_up(tx, center: ContactCenter, reservation_sid: str) -> bool:
+    """The agent's phone, still connected, hears a goodbye: they stay in the on-a-call activity the flow put
+    them in until it hangs up (`release_agent`), or for RELEASE_AFTER at most should that news be lost. Made
+    available now, they would be rung for the next caller on a line still in use: busy, then taken offline for
+    it. False when their call is no longer up, or they are not in that activity (nothing to hold, or to free)."""
     leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
     if leg is None or leg.status not in LIVE_LEG:
+        return False
+    worker = tx.session.get(Worker, leg.worker_sid)
+    if worker is None or center.role_sids.get("busy") is None or worker.activity_sid != center.role_sids["busy"]:
         return False
     leg.status, leg.date_updated = "closing", tx.now
     tx.schedule(RELEASE_TIMER, reservation_sid, tx.now + RELEASE_AFTER)
@@ -178,8 +181,8 @@ def release_agent(center: ContactCenter, reservation_sid: str) -> bool:
 
 
 def release_agent_in(tx, reservation_sid: str) -> bool:
-    """Back to the activity they were in when the reservation was made (an available one), unless they chose
-    another activity since their phone was held."""
+    """Back to the activity they were in when the reservation was made (an available one), unless their
+    activity changed since their phone was held (in the on-a-call activity)."""
     leg = tx.session.scalar(select(AgentLeg).where(AgentLeg.reservation_sid == reservation_sid))
     if leg is None or leg.status != "closing":
         return False
@@ -560,7 +563,7 @@ def requeue(center: ContactCenter, task_sid: str, agent_activity_sid: str | None
             return
         reservation = active_reservation(tx, task)
         complete_task_in(tx, task, "could not connect the caller; routed again")
-        held = agent_on_the_line is not None and _hold_until_hung_up(tx, agent_on_the_line)
+        held = agent_on_the_line is not None and _hold_until_hung_up(tx, center, agent_on_the_line)
         if reservation is not None and not held:
             set_activity(tx, tx.session.get(Worker, reservation.worker_sid),
                          tx.activity(agent_activity_sid or center.activity_for("available")))
