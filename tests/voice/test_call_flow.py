@@ -298,8 +298,7 @@ def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent_once_their_pho
     assert scenario.activity_of("Alice") == "On a call" and scenario.reservations(second) == []
     assert len(scenario.ring_requests()) == 1
 
-    leg = scenario.agent_leg(reservation.sid)
-    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    agent_hangs_up(scenario, reservation)
     scenario.deliver()
 
     assert scenario.activity_of("Alice") == "Available"
@@ -307,11 +306,30 @@ def test_caller_who_hung_up_as_the_agent_accepted_frees_the_agent_once_their_pho
     assert offer.reservation_status == "pending" and len(scenario.ring_requests()) == 2
 
 
-def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_hang_up_is_never_heard_of(scenario):
-    caller, reservation = ring_alice(scenario)
+def answer_a_caller_who_is_gone(scenario, caller: str, reservation) -> None:
+    """Alice answers and presses 1 just after the caller hung up (Twilio's webhooks of it not in yet): her phone
+    says "Sorry, the caller hung up" and hangs up."""
     scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
     scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
     answer(scenario, reservation.sid)
+
+
+def pick_up(scenario, reservation):
+    """Alice answers her phone (and hears who calls); returns her leg."""
+    leg = scenario.agent_leg(reservation.sid)
+    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
+                        CallStatus="in-progress"))
+    return leg
+
+
+def agent_hangs_up(scenario, reservation) -> None:
+    leg = scenario.agent_leg(reservation.sid)
+    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+
+
+def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_hang_up_is_never_heard_of(scenario):
+    caller, reservation = ring_alice(scenario)
+    answer_a_caller_who_is_gone(scenario, caller, reservation)
 
     scenario.advance(59)
     assert scenario.activity_of("Alice") == "On a call"
@@ -326,22 +344,17 @@ def test_an_agent_held_after_the_goodbye_is_freed_even_if_the_task_was_deleted_m
     """The release read the activity to go back to off the reservation, which goes with its task: the agent
     stayed "On a call" for good."""
     caller, reservation = ring_alice(scenario)
-    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
-    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
-    answer(scenario, reservation.sid)
+    answer_a_caller_who_is_gone(scenario, caller, reservation)
     delete_task(scenario.router, scenario.center.workspace_sid, reservation.task_sid)
 
-    leg = scenario.agent_leg(reservation.sid)
-    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    agent_hangs_up(scenario, reservation)
 
     assert scenario.activity_of("Alice") == "Available"
 
 
 def test_a_wrong_key_and_the_prompt_again_leave_the_agent_the_time_to_press_1(scenario):
     caller, reservation = ring_alice(scenario)
-    leg = scenario.agent_leg(reservation.sid)
-    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
-                        CallStatus="in-progress"))
+    leg = pick_up(scenario, reservation)
     scenario.advance(27)
     again = twiml(scenario.post(f"/voice/agent/confirm?reservation={reservation.sid}", CallSid=leg.call_sid,
                                 Digits="3"))
@@ -356,14 +369,11 @@ def test_a_wrong_key_and_the_prompt_again_leave_the_agent_the_time_to_press_1(sc
 
 def test_an_agent_who_takes_a_break_during_the_goodbye_keeps_it(scenario):
     caller, reservation = ring_alice(scenario)
-    scenario.rest.fail("POST", f"Queues/{QUEUE_SID}/Members/{caller}", 404, 20404, "Member not found")
-    scenario.rest.fail("POST", f"Calls/{caller}", 400, 21220, "Call is not in-progress. Cannot redirect.")
-    answer(scenario, reservation.sid)
+    answer_a_caller_who_is_gone(scenario, caller, reservation)
     scenario.advance(1)
 
     scenario.set_activity("Alice", "Break")
-    leg = scenario.agent_leg(reservation.sid)
-    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    agent_hangs_up(scenario, reservation)
 
     assert scenario.activity_of("Alice") == "Break"
 
@@ -386,8 +396,7 @@ def test_twilio_outage_at_the_bridge_keeps_the_caller_in_line_with_a_new_task(sc
     assert new_task.virtual_start_time == scenario.call(caller).date_enqueued < new_task.date_created
     scenario.deliver()
     assert scenario.activity_of("Alice") == "On a call" and len(scenario.reservations(caller)) == 0
-    leg = scenario.agent_leg(reservation.sid)
-    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    agent_hangs_up(scenario, reservation)
     scenario.deliver()
     assert scenario.activity_of("Alice") == "Available"
     [offer] = scenario.reservations(caller)
@@ -399,9 +408,7 @@ def test_an_agent_who_answers_late_in_the_ring_has_the_prompt_to_decide(scenario
     digit ran past it, and the agent who pressed 1 in time was cut off and taken offline."""
     caller, reservation = ring_alice(scenario)
     scenario.advance(11)
-    leg = scenario.agent_leg(reservation.sid)
-    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
-                        CallStatus="in-progress"))
+    leg = pick_up(scenario, reservation)
 
     scenario.advance(25)  # 36 s after the offer: the prompt ends, the agent thinks, presses 1
     assert scenario.reservations(caller)[0].reservation_status == "pending"
@@ -414,9 +421,7 @@ def test_an_agent_who_answers_late_in_the_ring_has_the_prompt_to_decide(scenario
 
 def test_an_answered_offer_still_times_out_if_nothing_more_is_heard(scenario):
     caller, reservation = ring_alice(scenario)
-    leg = scenario.agent_leg(reservation.sid)
-    twiml(scenario.post(f"/voice/agent/answer?reservation={reservation.sid}", CallSid=leg.call_sid,
-                        CallStatus="in-progress"))
+    pick_up(scenario, reservation)
     scenario.advance(59)
     assert scenario.reservations(caller)[0].reservation_status == "pending"
     scenario.advance(2)
@@ -618,8 +623,7 @@ def test_agent_dropping_after_pressing_1_but_before_joining_sends_the_caller_bac
     old_task = scenario.call(caller).task_sid
     answer(scenario, reservation.sid)  # the caller is moved to the room; the agent hears "Connecting." and drops
     twiml(scenario.post("/voice/caller/connect", CallSid=caller))
-    leg = scenario.agent_leg(reservation.sid)
-    scenario.post(f"/voice/agent/status?reservation={reservation.sid}", CallSid=leg.call_sid, CallStatus="completed")
+    agent_hangs_up(scenario, reservation)
 
     assert scenario.call(caller).task_sid != old_task
     assert scenario.task(caller).assignment_status in ("pending", "reserved")
