@@ -201,6 +201,12 @@ def test_repeated_failed_sign_ins_are_slowed_down_for_that_user(browser):
     assert blocked.status_code == 429 and b"Too many failed sign-ins" in blocked.data
 
 
+@pytest.fixture
+def three_tries(app):
+    """Sign-ins limited after 3 failures, not 10: the same rule, a third of the (hashed) tries."""
+    app.extensions["failed_sign_ins"] = FailedSignIns(limit=3)
+
+
 def _fail_sign_ins(browser, count: int, *, forwarded_for=None, username=lambda i: f"user{i}") -> list[int]:
     token = browser.page_token("/login")
     statuses = []
@@ -211,30 +217,30 @@ def _fail_sign_ins(browser, count: int, *, forwarded_for=None, username=lambda i
     return statuses
 
 
-def test_a_client_reaching_the_app_directly_cannot_pick_the_address_its_failures_count_under(browser):
+def test_a_client_reaching_the_app_directly_cannot_pick_the_address_its_failures_count_under(browser, three_tries):
     """gunicorn -b 0.0.0.0:8000 with no proxy in front: X-Forwarded-For is the client's own say."""
     browser.client.environ_base["REMOTE_ADDR"] = "203.0.113.9"
 
-    statuses = _fail_sign_ins(browser, 11, forwarded_for=lambda i: f"198.51.100.{i}")
+    statuses = _fail_sign_ins(browser, 4, forwarded_for=lambda i: f"198.51.100.{i}")
 
-    assert statuses == [401] * 10 + [429]
+    assert statuses == [401] * 3 + [429]
 
 
-def test_behind_a_proxy_on_this_machine_failures_count_under_the_forwarded_client(browser):
+def test_behind_a_proxy_on_this_machine_failures_count_under_the_forwarded_client(browser, three_tries):
     """ngrok's agent or nginx on the same host (FORWARDED_ALLOW_IPS' default): one client's failures do not lock
     out the others, who all arrive from the proxy's address."""
-    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: "198.51.100.7") == [401] * 10 + [429]
+    assert _fail_sign_ins(browser, 4, forwarded_for=lambda i: "198.51.100.7") == [401] * 3 + [429]
 
     other = browser.client.post("/login", headers={"X-Forwarded-For": "198.51.100.8"}, data={
         "username": "bob", "password": PASSWORD, "csrf_token": browser.page_token("/login")})
     assert other.status_code == 302
 
 
-def test_a_proxy_on_a_unix_socket_is_believed_and_no_address_locks_nobody_else_out(browser):
+def test_a_proxy_on_a_unix_socket_is_believed_and_no_address_locks_nobody_else_out(browser, three_tries):
     """gunicorn -b unix:/run/cc.sock behind nginx: the peer has no address. Its headers were dropped, and every
-    failure counted under the one empty address: ten wrong passwords by anyone made every sign-in a 429."""
+    failure counted under the one empty address: a few wrong passwords by anyone made every sign-in a 429."""
     browser.client.environ_base["REMOTE_ADDR"] = ""
-    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: "198.51.100.7") == [401] * 10 + [429]
+    assert _fail_sign_ins(browser, 4, forwarded_for=lambda i: "198.51.100.7") == [401] * 3 + [429]
     other = browser.client.post("/login", headers={"X-Forwarded-For": "198.51.100.8"}, data={
         "username": "bob", "password": PASSWORD, "csrf_token": browser.page_token("/login")})
     assert other.status_code == 302
@@ -242,15 +248,15 @@ def test_a_proxy_on_a_unix_socket_is_believed_and_no_address_locks_nobody_else_o
     # With no proxy header either, the failures count per name only.
     direct = Browser(browser.app)
     direct.client.environ_base["REMOTE_ADDR"] = ""
-    assert _fail_sign_ins(direct, 12, username=lambda i: f"nobody{i}") == [401] * 12
+    assert _fail_sign_ins(direct, 5, username=lambda i: f"nobody{i}") == [401] * 5
 
 
-def test_a_trusted_proxy_elsewhere_is_named_in_forwarded_allow_ips(app):
+def test_a_trusted_proxy_elsewhere_is_named_in_forwarded_allow_ips(app, three_tries):
     browser = Browser(app)
     browser.client.environ_base["REMOTE_ADDR"] = "10.0.3.4"  # a load balancer on another host
     app.wsgi_app.allowed = (ipaddress.ip_network("10.0.0.0/8"),)  # FORWARDED_ALLOW_IPS=10.0.0.0/8
 
-    assert _fail_sign_ins(browser, 12, forwarded_for=lambda i: f"198.51.100.{i}") == [401] * 12
+    assert _fail_sign_ins(browser, 5, forwarded_for=lambda i: f"198.51.100.{i}") == [401] * 5
 
 
 def test_failed_sign_ins_of_names_nobody_tries_again_are_forgotten_and_long_names_cost_little():
@@ -268,10 +274,10 @@ def test_failed_sign_ins_of_names_nobody_tries_again_are_forgotten_and_long_name
     assert len(limiter) == 2
 
 
-def test_names_over_64_characters_are_still_counted_per_name(browser):
+def test_names_over_64_characters_are_still_counted_per_name(browser, three_tries):
     long_name = "n" * 70
-    assert _fail_sign_ins(browser, 11, forwarded_for=lambda i: f"198.51.100.{i}",
-                          username=lambda i: long_name + str(i)) == [401] * 10 + [429]
+    assert _fail_sign_ins(browser, 4, forwarded_for=lambda i: f"198.51.100.{i}",
+                          username=lambda i: long_name + str(i)) == [401] * 3 + [429]
 
 
 # -- demo mode's sign-in -------------------------------------------------------------------------------
