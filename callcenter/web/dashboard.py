@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callcenter.contact_center import ContactCenter, current
 from callcenter.database import get_router
 from callcenter.routing import queues, validation, workers, workflows
 from callcenter.routing.errors import InvalidParameter, RoutingError
 from callcenter.routing.expressions import ExpressionError, compile_expression
-from callcenter.routing.models import Activity, TaskQueue, Worker, Workflow
+from callcenter.routing.models import Activity, TaskQueue, TaskQueueMember, Worker, Workflow
 
 from . import bp, error_body
 from .auth import end_sessions, login_required, plural, wants_json
@@ -191,11 +191,23 @@ def edit_queue(queue_sid: str):
         except RoutingError as err:
             error = err.message
         else:
-            flash(f"Saved queue {queue.friendly_name}.")
+            members = _members_of(queue.sid)
+            # A typo in an attribute's name or value matches nobody, and is no error: its callers would wait for
+            # no one until voicemail. Said at once.
+            flash(f"Saved queue {queue.friendly_name}: " + (
+                f"{members} agent{'s' if members != 1 else ''} match it." if members else
+                "no agent matches it, so its callers will wait for nobody. Check the expression against the "
+                "agents' attributes."))
             return redirect(url_for("web.dashboard"))
     return render_template("edit.html", kind="queue", title=f"Queue {queue.friendly_name}", field="target_workers",
                            label="Target workers (expression)", value=text, error=error, rows=3,
                            help="Which agents serve this queue, e.g. products HAS 'support'.", preview=None)
+
+
+def _members_of(queue_sid: str) -> int:
+    with get_router().read() as session:
+        return session.scalar(select(func.count()).select_from(TaskQueueMember)
+                              .where(TaskQueueMember.task_queue_sid == queue_sid))
 
 
 @bp.route("/dashboard/workflow/edit", methods=["GET", "POST"])

@@ -199,6 +199,17 @@ def form_post(browser, path: str, data: dict):
     return browser.client.post(path, data={**data, "csrf_token": token})
 
 
+def test_a_queue_expression_that_matches_no_agent_is_saved_with_a_warning(scenario, supervisor):
+    """A misspelt value is a valid expression: the queue's callers then wait for nobody until voicemail."""
+    support = scenario.center.queue_sids["Support"]
+
+    saved = form_post(supervisor, f"/dashboard/queues/{support}/edit", {"target_workers": "products HAS 'suport'"})
+
+    assert saved.status_code == 302
+    page = supervisor.get("/dashboard").get_data(as_text=True)
+    assert "Saved queue Support: no agent matches it, so its callers will wait for nobody." in page
+
+
 def test_queue_expression_is_checked_before_saving(scenario, supervisor):
     support = scenario.center.queue_sids["Support"]
 
@@ -212,6 +223,7 @@ def test_queue_expression_is_checked_before_saving(scenario, supervisor):
     good = form_post(supervisor, f"/dashboard/queues/{support}/edit", {"target_workers": "products HAS 'sales'"})
 
     assert good.status_code == 302
+    assert "Saved queue Support: 2 agents match it." in supervisor.get("/dashboard").get_data(as_text=True)
     eligible = queue_row(supervisor.json("/dashboard/state.json"), "Support")["eligible_agents"]
     assert eligible == 2  # Alice and Carol sell; Bob does not
     with scenario.router.read() as session:
