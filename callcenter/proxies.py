@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from callcenter.routing.callback_network import ip_of
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_ALLOWED = "127.0.0.1,::1"
@@ -50,12 +52,10 @@ class TrustedProxyFix:
         if self.allowed is None or not peer:  # every peer, or one on a unix socket (no address)
             return True
         try:
-            address = ipaddress.ip_address((peer or "").split("%", 1)[0])
+            address = ip_of(peer)
         except ValueError:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.allowed)
+        return any(address.version == network.version and address in network for network in self.allowed)
 
     def __call__(self, environ, start_response):
         if self.trusts(environ.get("REMOTE_ADDR")):

@@ -69,6 +69,15 @@ def parse_networks(text: str | None, setting: str = "CALLBACK_BLOCKED_NETWORKS")
     return tuple(dict.fromkeys(networks))
 
 
+def ip_of(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address a text names, as the network sees it: an IPv6 zone ("fe80::1%eth0") is no part of it, and
+    ::ffff:127.0.0.1 is 127.0.0.1. ValueError when it is no address (a name)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def origin_of(url: str) -> tuple[str, int] | None:
     """(host, port) of an http(s) URL, the host in lower case; None if it is not one."""
     parsed = urllib.parse.urlsplit(url)
@@ -93,9 +102,7 @@ class CallbackPolicy:
 
     def network_of(self, address: str) -> Network | None:
         """The blocked network that holds `address`, or None."""
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") is no part of it
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        ip = ip_of(address)
         return next((network for network in self.blocked if ip.version == network.version and ip in network), None)
 
     def check_url(self, url: str | None, field_name: str) -> str | None:

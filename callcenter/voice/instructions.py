@@ -20,7 +20,6 @@ import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from flask import Flask
@@ -31,6 +30,7 @@ from callcenter.contact_center import callback_base_url
 from callcenter.database import get_router
 from callcenter.phones import is_phone_number
 from callcenter.routing import validation
+from callcenter.routing.callback_network import ip_of, origin_of
 from callcenter.routing.errors import IllegalState, InvalidParameter, RoutingError
 from callcenter.routing.models import SID, Base, Reservation, Task, Worker
 from callcenter.routing.router import Router
@@ -168,29 +168,26 @@ def _host_key(url: str) -> str | None:
     IPv4 address (`127.1`, `2130706433`) folded. Every loopback address and `localhost` are this machine,
     told apart by port (another local application is not this server); other hosts are compared without."""
     try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
+        origin = origin_of(url)
     except ValueError:  # not a URL at all: refused by its own check
         return None
-    if not host:
+    if origin is None:
         return None
-    host = host.rstrip(".").lower()
+    host, port = origin[0].rstrip("."), origin[1]
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
         pass
     try:
-        address = ipaddress.ip_address(host)
+        address = ip_of(host)
     except ValueError:
         try:  # the forms inet_aton and getaddrinfo accept: 127.1, 0x7f.0.0.1, 2130706433
             address = ipaddress.IPv4Address(socket.inet_aton(host)) if host[-1:].isalnum() else None
         except OSError:
             address = None
-    if address is not None and isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
     if host == "localhost" or host.endswith(".localhost") or (
             address is not None and (address.is_loopback or address.is_unspecified)):
-        return f"localhost:{port or (443 if parts.scheme == 'https' else 80)}"
+        return f"localhost:{port}"
     return str(address) if address is not None else host
 
 
