@@ -127,11 +127,16 @@ def list_task_queues_statistics(workspace_sid):
     for sid in page["task_queues_statistics"]:
         try:
             statistics.append(_queue_statistics(workspace_sid, sid))
-        except NotFound as err:
-            if sid not in err.message:  # the workspace or the channel went: not this queue's absence alone
+        except NotFound:
+            if _queue_exists(sid):  # the workspace or the channel went: not this queue's absence alone
                 raise
     page["task_queues_statistics"] = statistics
     return ok(page)
+
+
+def _queue_exists(queue_sid: str) -> bool:
+    with get_router().read() as session:
+        return session.get(TaskQueue, queue_sid) is not None
 
 
 @bp.post("/Workspaces/<workspace_sid>/TaskQueues/RealTimeStatistics")
